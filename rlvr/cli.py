@@ -2,6 +2,8 @@
 
     rlvr train [Hydra overrides] [--multirun]   RL training (the default job with no overrides)
     rlvr eval model=PATH data.path=FILE ...      pass@1 / pass@k / maj@k of a checkpoint
+    rlvr rollout model=PATH data.path=FILE ...   sample and score, write parquet for offline training
+    rlvr prepare-model NAME                      build a model directory once (e.g. smollm2-135m)
     rlvr plot RUN_DIR [--out DIR]               PNG curves from RUN_DIR/metrics.jsonl
     rlvr verify --input IN.jsonl --output OUT.jsonl
     rlvr serve-verifier [--host 127.0.0.1 --port 8008 --token T]
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         from rlvr.evaluation import eval_main
 
         return eval_main(rest)
+    if command == "rollout":
+        from rlvr.offline import rollout_main
+
+        return rollout_main(rest)
+    if command == "prepare-model":
+        from rlvr.models.catalog import prepare_model_main
+
+        return prepare_model_main(rest)
     if command == "plot":
         from rlvr.plot import plot_main
 

@@ -84,6 +84,8 @@ class RolloutConfig:
     enforce_eager: bool = True
     eval_temperature: float = 1.0      # held-out accuracy: mean over eval_n samples at this temperature
     eval_n: int = 4                    # (greedy accuracy is reported beside it)
+    source: str = "generate"           # generate (vLLM, on-policy) | offline (samples logged by `rlvr rollout`)
+    offline_path: Optional[str] = None # rollout.source=offline: the parquet file (or directory of them)
 
 
 @dataclass
@@ -91,14 +93,14 @@ class TrainerConfig:
     total_steps: int = 80
     num_ranks: int = 2
     zero_stage: int = 2
-    micro_batch_size: int = 32         # sequences per forward/backward on one rank
+    micro_batch_size: int = 32         # sequences per forward/backward on one rank (token_budget=0)
+    token_budget: int = 0              # >0: micro-batches of length-sorted sequences up to this many tokens
     grad_clip: float = 1.0
     save_every: int = 0                # 0: only at the end
     keep_checkpoints: int = 3          # the last k complete checkpoints are kept (0: all)
     max_nonfinite_steps: int = 3       # stop after this many optimizer steps in a row skipped for NaN/inf
-    eval_every: int = 0                # 0: only before and after
     check_weight_sync: bool = False    # after every sync, compare vLLM's weights with the trainer's (slow)
-    weight_sync: str = "auto"          # auto (nccl on GPUs, else object_store) | object_store | nccl
+    weight_sync: str = "auto"          # auto | object_store | nccl (GPU, disaggregated) | cuda_ipc (GPU, colocated)
 
 
 @dataclass
@@ -126,6 +128,7 @@ class AlgorithmConfig:
     max_gen_batches: int = 3
     overlong: Dict[str, Any] = field(default_factory=lambda: {"enabled": False, "cache_len": 0})
     dcmdp: Dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+    critic: Dict[str, Any] = field(default_factory=dict)  # advantage=gae: the value model's settings
     ppo_epochs: int = 1
     mini_batches: int = 1
     plugins: List[str] = field(default_factory=list)
@@ -152,6 +155,7 @@ class ClusterConfig:
     num_cpus: Optional[int] = None     # for a local Ray
     cpus_per_actor: float = 0.5        # fractional CPUs let a 2-core machine place every actor
     gpus_per_actor: float = 0.0
+    placement: str = "disaggregated"   # disaggregated (own devices) | colocated (trainer and vLLM share; vLLM sleeps)
 
 
 @dataclass
@@ -172,6 +176,17 @@ class LoggerConfig:
 
 
 @dataclass
+class OrchestratorConfig:
+    mode: str = "sync"                 # sync (exactly on-policy) | async (generation runs ahead of training)
+    max_staleness: int = 1             # async: samples at most this many weight versions old are trained on
+
+
+@dataclass
+class EvalScheduleConfig:
+    every_steps: int = 0               # held-out evaluation every k steps during training (0: before/after only)
+
+
+@dataclass
 class Config:
     output_dir: str = MISSING
     cache_dir: str = ".cache"
@@ -186,6 +201,8 @@ class Config:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    orchestrator: OrchestratorConfig = field(default_factory=OrchestratorConfig)
+    eval: EvalScheduleConfig = field(default_factory=EvalScheduleConfig)
 
 
 GROUPS = {"algorithm": AlgorithmConfig, "model": ModelConfig, "data": DataConfig, "rollout": RolloutConfig,
@@ -231,14 +248,20 @@ def validate(cfg: DictConfig) -> None:
                 "verifier.timeout_s", "verifier.max_chars", "algorithm.ppo_epochs", "algorithm.mini_batches",
                 "algorithm.max_gen_batches", "cluster.cpus_per_actor", "rollout.eval_n", "trainer.max_nonfinite_steps"):
         _positive(cfg, key)
-    for key in ("trainer.total_steps", "trainer.save_every", "trainer.eval_every", "rollout.temperature",
+    for key in ("trainer.total_steps", "trainer.save_every", "eval.every_steps", "trainer.token_budget", "rollout.temperature",
                 "optim.weight_decay", "optim.warmup_steps", "model.warmstart.steps", "data.eval_size",
                 "trainer.grad_clip", "trainer.keep_checkpoints"):
         _positive(cfg, key, allow_zero=True)
     _check(0 < cfg.rollout.top_p <= 1, "rollout.top_p", cfg.rollout.top_p, "must be in (0, 1]")
     _one_of(cfg, "trainer.zero_stage", (0, 1, 2, 3))
     _one_of(cfg, "optim.name", ("adamw", "sgd"))
-    _one_of(cfg, "trainer.weight_sync", ("auto", "object_store", "nccl"))
+    _one_of(cfg, "trainer.weight_sync", ("auto", "object_store", "nccl", "cuda_ipc"))
+    _one_of(cfg, "orchestrator.mode", ("sync", "async"))
+    _positive(cfg, "orchestrator.max_staleness")
+    _one_of(cfg, "rollout.source", ("generate", "offline"))
+    _check(cfg.rollout.source != "offline" or bool(cfg.rollout.offline_path), "rollout.offline_path",
+           cfg.rollout.offline_path, "required when rollout.source=offline")
+    _one_of(cfg, "cluster.placement", ("disaggregated", "colocated"))
     _one_of(cfg, "model.dtype", ("float32", "bfloat16"))
     _one_of(cfg, "data.format", ("auto", "gsm8k", "math", "plain"))
     _one_of(cfg, "data.template", ("plain", "boxed_instruction", "chat"))

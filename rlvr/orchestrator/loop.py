@@ -111,6 +111,11 @@ class Loop:
         self.dcmdp = A.DCMDPController.from_config(self.algo["dcmdp"]) if self.algo["dcmdp"].get("enabled") else None
         self.before: dict = {}  # held-out accuracy before RL
         self.nonfinite_in_row = 0
+        self.offline = None
+        if cfg["rollout"]["source"] == "offline":  # samples logged by `rlvr rollout`, not generated here
+            from rlvr.offline import OfflineSource
+
+            self.offline = OfflineSource(cfg, run)
 
     def restore(self) -> None:
         """Workers' side of a resume: DeepSpeed state into every rank, its weights into every vLLM worker."""
@@ -170,7 +175,8 @@ class Loop:
 
     def after_step(self, done: int) -> None:
         trainer = self.cfg["trainer"]
-        if trainer["eval_every"] and done % trainer["eval_every"] == 0:
+        every = self.cfg["eval"]["every_steps"]
+        if every and done % every == 0:
             ev = self.evaluate()
             self.run.tracker.log_table(done, "eval/samples", ["prompt", "response", "gold", "reason"], ev["examples"])
         if trainer["save_every"] and done % trainer["save_every"] == 0 and done < trainer["total_steps"]:
@@ -185,6 +191,8 @@ class Loop:
         """One batch of prompts; with dynamic sampling, more batches (at most `max_gen_batches` in all)
         until `prompts_per_step` groups with mixed correctness are in hand."""
         algo, run = self.algo, self.run
+        if self.offline is not None:
+            return self.offline.next_groups(step)
         target = self.cfg["data"]["prompts_per_step"]
         kept, timing = [], {"perf/generate_s": 0.0, "perf/verify_s": 0.0}
         rounds = algo["max_gen_batches"] if algo["dynamic_sampling"] else 1

@@ -248,9 +248,9 @@ def validate(cfg: DictConfig) -> None:
                 "verifier.timeout_s", "verifier.max_chars", "algorithm.ppo_epochs", "algorithm.mini_batches",
                 "algorithm.max_gen_batches", "cluster.cpus_per_actor", "rollout.eval_n", "trainer.max_nonfinite_steps"):
         _positive(cfg, key)
-    for key in ("trainer.total_steps", "trainer.save_every", "eval.every_steps", "trainer.token_budget", "rollout.temperature",
-                "optim.weight_decay", "optim.warmup_steps", "model.warmstart.steps", "data.eval_size",
-                "trainer.grad_clip", "trainer.keep_checkpoints"):
+    for key in ("trainer.total_steps", "trainer.save_every", "eval.every_steps", "trainer.token_budget",
+                "rollout.temperature", "optim.weight_decay", "optim.warmup_steps", "model.warmstart.steps",
+                "data.eval_size", "trainer.grad_clip", "trainer.keep_checkpoints"):
         _positive(cfg, key, allow_zero=True)
     _check(0 < cfg.rollout.top_p <= 1, "rollout.top_p", cfg.rollout.top_p, "must be in (0, 1]")
     _one_of(cfg, "trainer.zero_stage", (0, 1, 2, 3))

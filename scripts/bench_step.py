@@ -26,10 +26,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from rlvr.config import compose
-    from rlvr.orchestrator.groups import WeightSync
     from rlvr.orchestrator.loop import Loop, start_workers
     from rlvr.orchestrator.setup import RunSetup, algorithm_spec
     from rlvr.orchestrator.steps import generate_and_score, to_batch
+    from rlvr.orchestrator.weight_sync import WeightSync
 
     out = tempfile.mkdtemp(prefix="rlvr-bench-")
     cfg = compose([f"output_dir={out}", "logger.wandb.mode=disabled", "logger.progress=false",

@@ -142,6 +142,7 @@ class RolloutGroup:
         for (_, offset, _), res in zip(calls, results):
             for s in res["samples"]:
                 s.prompt_index += offset
+                s.version = res["version"]
                 samples.append(s)
         return samples, max(res["seconds"] for res in results)
 
@@ -184,33 +185,6 @@ class RolloutGroup:
 
     def engine_weights(self, index: int = 0) -> dict:
         return ray.get(self.workers[index].engine_weights.remote())
-
-
-class WeightSync:
-    """Trainer rank 0 -> every rollout worker, after each optimizer step (see `rlvr.sync`)."""
-
-    def __init__(self, backend: str, trainers: TrainerGroup, rollouts: RolloutGroup, placement: Placement):
-        from rlvr import sync
-
-        self.backend = sync.choose_backend(backend)
-        self.trainers, self.rollouts = trainers, rollouts
-        if self.backend == "nccl":
-            host, port = placement.master_address()
-            world = 1 + len(rollouts.workers)
-            ray.get([r.init_weight_broadcast.remote(host, port, world) for r in trainers.ranks]
-                    + [w.init_weight_broadcast.remote(host, port, i + 1, world)
-                       for i, w in enumerate(rollouts.workers)])
-            self.metas = ray.get([r.weight_metas.remote() for r in trainers.ranks])[0]
-
-    def __call__(self, version: int) -> float:
-        start = time.perf_counter()
-        if self.backend == "object_store":
-            self.rollouts.update_weights(self.trainers.publish_weights(), version)
-        else:
-            ray.get([r.broadcast_weights.remote() for r in self.trainers.ranks]
-                    + [w.receive_weights.remote(self.metas, version) for w in self.rollouts.workers])
-            self.rollouts.version = version
-        return time.perf_counter() - start
 
 
 def _offset_seed(params: dict, offset: int) -> dict:

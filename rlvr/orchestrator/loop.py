@@ -10,7 +10,7 @@ import torch
 
 from rlvr import algorithms as A
 from rlvr.orchestrator.checkpoint import save_checkpoint
-from rlvr.orchestrator.groups import RolloutGroup, TrainerGroup, WeightSync
+from rlvr.orchestrator.groups import RolloutGroup, TrainerGroup
 from rlvr.orchestrator.placement import Placement, start_ray
 from rlvr.orchestrator.setup import RunSetup, algorithm_spec, reward_config
 from rlvr.orchestrator.steps import (
@@ -22,6 +22,7 @@ from rlvr.orchestrator.steps import (
     to_batch,
     weight_sync_error,
 )
+from rlvr.orchestrator.weight_sync import WeightSync
 
 
 def train(cfg: dict) -> dict:

@@ -23,6 +23,7 @@ class Sample:
     logprobs: list[float]
     text: str
     finish_reason: str
+    version: int = 0  # the weight version that generated it (set by the rollout group)
 
 
 class VLLMEngine:

@@ -5,11 +5,13 @@ holds a COMPLETE marker); a partial one is never loaded. The last `keep` are kep
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
 
-def save_checkpoint(run, trainers, step: int, driver_extra: dict, keep: int = 0) -> str:
+def save_checkpoint(run, trainers, step: int, driver_extra: dict, keep: int = 0, pending: dict | None = None) -> str:
+    """`pending`: async mode's batches generated ahead and not trained on yet (by step)."""
     root = run.output_dir / "checkpoints"
     final = root / f"step_{step}"
     tmp = root / f".step_{step}.tmp"
@@ -20,6 +22,8 @@ def save_checkpoint(run, trainers, step: int, driver_extra: dict, keep: int = 0)
     trainers.save_checkpoint(str(tmp / "deepspeed"), tag=f"step_{step}", client_state={"step": step})
     trainers.export_hf(str(tmp / "hf"))
     (tmp / "driver_state.json").write_text(json.dumps(driver_state, indent=2))
+    if pending:
+        (tmp / "pending_rollouts.pkl").write_bytes(pickle.dumps(pending))
     (tmp / "COMPLETE").write_text(str(step))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -60,3 +64,9 @@ def find_resume_checkpoint(resume: str | None, output_dir) -> Path | None:
 
 def load_driver_state(path: Path) -> dict:
     return json.loads((path / "driver_state.json").read_text())
+
+
+def load_pending(path: Path) -> dict:
+    """The batches an async run had generated ahead when it saved `path` (empty in sync mode)."""
+    file = Path(path) / "pending_rollouts.pkl"
+    return pickle.loads(file.read_bytes()) if file.exists() else {}

@@ -9,7 +9,8 @@ import ray
 import torch
 
 from rlvr import algorithms as A
-from rlvr.orchestrator.checkpoint import save_checkpoint
+from rlvr.orchestrator.ahead import RolloutsAhead
+from rlvr.orchestrator.checkpoint import load_pending, save_checkpoint
 from rlvr.orchestrator.groups import RolloutGroup, TrainerGroup
 from rlvr.orchestrator.placement import Placement, start_ray
 from rlvr.orchestrator.setup import RunSetup, algorithm_spec, reward_config
@@ -43,12 +44,14 @@ def train(cfg: dict) -> dict:
                 path = loop.checkpoint(step + 1)
                 run.log(f"{stop.received}: stopped after step {step + 1}; resume with resume=auto ({path})")
                 run.finish(before=loop.before, after={}, hf_checkpoint=path, interrupted=stop.received)
+                loop.close()
                 _shutdown(cfg, placement)
                 return {"interrupted": stop.received, "steps": step + 1}
     after = loop.evaluate()
     run.log(f"held-out accuracy before RL: {_accuracy_line(loop.before)}; after: {_accuracy_line(after)}")
     hf_dir = loop.checkpoint(cfg["trainer"]["total_steps"])
     summary = run.finish(before=loop.before, after=after, hf_checkpoint=hf_dir)
+    loop.close()
     _shutdown(cfg, placement)
     return summary
 
@@ -112,11 +115,16 @@ class Loop:
         self.dcmdp = A.DCMDPController.from_config(self.algo["dcmdp"]) if self.algo["dcmdp"].get("enabled") else None
         self.before: dict = {}  # held-out accuracy before RL
         self.nonfinite_in_row = 0
+        self.counts = {"generated": 0, "trained": 0, "dropped": 0}
         self.offline = None
         if cfg["rollout"]["source"] == "offline":  # samples logged by `rlvr rollout`, not generated here
             from rlvr.offline import OfflineSource
 
             self.offline = OfflineSource(cfg, run)
+        orch = cfg["orchestrator"]
+        self.max_staleness = orch["max_staleness"] if orch["mode"] == "async" else 0
+        self.ahead = (RolloutsAhead(self.collect_groups, orch["max_staleness"], cfg["trainer"]["total_steps"])
+                      if orch["mode"] == "async" else None)
 
     def restore(self) -> None:
         """Workers' side of a resume: DeepSpeed state into every rank, its weights into every vLLM worker."""
@@ -125,18 +133,30 @@ class Loop:
         self.sync(version=run.start_step)
         if self.dcmdp is not None and state.get("dcmdp"):
             self.dcmdp.load_state_dict(state["dcmdp"])
+        if self.offline is not None and state.get("offline"):
+            self.offline.load_state_dict(state["offline"])
+        if self.ahead is not None:
+            self.ahead.restore(load_pending(run.resume_from))
+        self.counts.update(state.get("sample_counts", {}))
         self.before = state.get("heldout_before", {})
 
     def checkpoint(self, step: int) -> str:
         before = {k: v for k, v in self.before.items() if k != "examples"}
-        extra = {"dcmdp": self.dcmdp.state_dict() if self.dcmdp else None, "heldout_before": before}
-        return save_checkpoint(self.run, self.trainers, step, extra, keep=self.cfg["trainer"]["keep_checkpoints"])
+        extra = {"dcmdp": self.dcmdp.state_dict() if self.dcmdp else None, "heldout_before": before,
+                 "offline": self.offline.state_dict() if self.offline else None, "sample_counts": self.counts}
+        pending = self.ahead.pending() if self.ahead is not None else {}
+        return save_checkpoint(self.run, self.trainers, step, extra, keep=self.cfg["trainer"]["keep_checkpoints"],
+                               pending=pending)
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
 
     def step(self, step: int) -> dict:
         algo, temperature = self.algo, self.cfg["rollout"]["temperature"]
         t0 = time.perf_counter()
         # 1-3. prompts -> n samples each -> verified rewards (DAPO: keep only informative groups)
-        groups, timing, extra_rounds = self.collect_groups(step)
+        groups, info = self.next_groups(step)
         batch, rewards = to_batch(groups, self.run.tokenizer.pad_token_id)
         # 4. pi_old (and pi_ref) from the trainer, then advantages
         batch, logprob_s = self.trainers.logprobs(batch, temperature)
@@ -149,10 +169,12 @@ class Loop:
                                              spec=algorithm_spec(algo, self.cfg["rollout"], self.dcmdp))
         train_s = time.perf_counter() - t_train
         self._guard_nonfinite(train_metrics, step)
-        # 6. new weights to every vLLM worker
+        # 6. new weights to every vLLM worker (async: once the batches generated ahead are finished)
+        if self.ahead is not None:
+            info["perf/wait_s"] += self.ahead.drain()
         sync_s = self.sync(version=step + 1)
         # 7. metrics
-        metrics = {**rollout_metrics(groups), **train_metrics, **timing, **mismatch_report(batch)}
+        metrics = {**rollout_metrics(groups), **train_metrics, **info, **mismatch_report(batch)}
         if self.cfg["trainer"]["check_weight_sync"]:
             metrics["mismatch/weight_sync_max_abs"] = weight_sync_error(self.trainers.state_dict(),
                                                                         self.rollouts.engine_weights())
@@ -161,10 +183,35 @@ class Loop:
         step_s = time.perf_counter() - t0
         metrics.update({"perf/logprob_s": logprob_s, "perf/train_s": train_s, "perf/sync_s": sync_s,
                         "perf/step_s": step_s, "perf/tokens_per_s": batch.num_tokens / step_s,
-                        "perf/weight_sync_share": sync_s / step_s, "rollout/extra_gen_rounds": extra_rounds,
+                        "perf/weight_sync_share": sync_s / step_s,
                         "rollout/worker_restarts": self.rollouts.restarts,
                         "train/advantage_abs_mean": batch.advantages.abs().mean().item()})
         return metrics
+
+    def next_groups(self, step: int) -> tuple[list, dict]:
+        """This step's scored groups: collected now (sync), or ahead of time (async), where groups
+        generated more than `max_staleness` weight versions ago are dropped (and counted)."""
+        if self.ahead is None:
+            groups, info = self.collect_groups(step)
+            info["perf/wait_s"] = info["perf/generate_s"] + info["perf/verify_s"]
+        else:
+            (groups, info), waited = self.ahead.take(step)
+            info = dict(info, **{"perf/wait_s": waited})
+            fresh = [g for g in groups if all(step - s.version <= self.max_staleness for s in g.samples)]
+            stale = sum(len(g.samples) for g in groups) - sum(len(g.samples) for g in fresh)
+            info["rollout/dropped_stale_samples"] = stale
+            if not fresh:  # everything too old (e.g. max_staleness lowered on resume): generate anew
+                groups, again = self.collect_groups(step)
+                info = {k: info.get(k, 0) + v for k, v in again.items()} | {"rollout/dropped_stale_samples": stale}
+            else:
+                groups = fresh
+        staleness = [step - s.version for g in groups for s in g.samples]
+        self.counts["generated"] += info["rollout/generated_samples"]
+        self.counts["trained"] += sum(len(g.samples) for g in groups)
+        self.counts["dropped"] += info["rollout/filtered_samples"] + info.get("rollout/dropped_stale_samples", 0)
+        info.update({"rollout/staleness_mean": sum(staleness) / len(staleness), "rollout/staleness_max": max(staleness),
+                     **{f"rollout/{k}_samples_total": v for k, v in self.counts.items()}})
+        return groups, info
 
     def _guard_nonfinite(self, metrics: dict, step: int) -> None:
         """Steps with a non-finite loss are skipped by the trainer; too many in a row stop the run."""
@@ -188,14 +235,18 @@ class Loop:
         return evaluate(self.rollouts, run.verifier, run.eval_problems, run.eval_prompt_ids, self.cfg["rollout"],
                         seed=self.cfg["seed"] + 7)
 
-    def collect_groups(self, step: int):
+    def collect_groups(self, step: int) -> tuple[list, dict]:
         """One batch of prompts; with dynamic sampling, more batches (at most `max_gen_batches` in all)
-        until `prompts_per_step` groups with mixed correctness are in hand."""
+        until `prompts_per_step` groups with mixed correctness are in hand. Also returns timings and
+        the sample counts (every generated sample is either trained on or counted as filtered)."""
         algo, run = self.algo, self.run
         if self.offline is not None:
-            return self.offline.next_groups(step)
+            groups, timing, rounds = self.offline.next_groups(step)
+            n = sum(len(g.samples) for g in groups)
+            return groups, {**timing, "rollout/extra_gen_rounds": rounds, "rollout/generated_samples": n,
+                            "rollout/filtered_samples": 0}
         target = self.cfg["data"]["prompts_per_step"]
-        kept, timing = [], {"perf/generate_s": 0.0, "perf/verify_s": 0.0}
+        kept, info = [], {"perf/generate_s": 0.0, "perf/verify_s": 0.0, "rollout/generated_samples": 0}
         rounds = algo["max_gen_batches"] if algo["dynamic_sampling"] else 1
         for r in range(rounds):
             problems = run.sampler.next_batch()
@@ -204,15 +255,21 @@ class Loop:
             params = dict(self.params, seed=self.cfg["seed"] * 1_000_003 + step * 101 + r)
             groups, t = generate_and_score(self.rollouts, run.verifier, problems, run.prompt_ids(problems),
                                            params, self.reward_cfg)
-            for k in timing:
-                timing[k] += t[k]
+            for k in t:
+                info[k] += t[k]
+            info["rollout/generated_samples"] += sum(len(g.samples) for g in groups)
+            info["rollout/extra_gen_rounds"] = r
             if not algo["dynamic_sampling"]:
-                return groups, timing, 0
+                kept = groups
+                break
             kept += [g for g in groups if _informative(g)]
             if len(kept) >= target:
-                return kept[:target], timing, r
+                kept = kept[:target]
+                break
         # never train on nothing: when every group was uninformative, the last round's groups stand in
-        return (kept or groups), timing, rounds - 1
+        kept = kept or groups
+        info["rollout/filtered_samples"] = info["rollout/generated_samples"] - sum(len(g.samples) for g in kept)
+        return kept, info
 
 
 def _informative(group) -> bool:

@@ -53,8 +53,36 @@ class Batch:
         bounds = torch.linspace(0, len(self), parts + 1).round().long().tolist()
         return [self.select(slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def micro_batches(self, size: int) -> list["Batch"]:
-        return [self.select(slice(i, i + size)) for i in range(0, len(self), size)]
+    def micro_batches(self, size: int, token_budget: int = 0) -> list["Batch"]:
+        """Pieces of at most `size` rows; with a `token_budget`, rows sorted by length and packed so
+        that each piece's padded size (rows x its longest row) stays within the budget (a row longer
+        than the budget goes alone). Pieces keep `.rows`: their row indices in this batch."""
+        if not token_budget:
+            pieces = [torch.arange(i, min(i + size, len(self))) for i in range(0, len(self), size)]
+        else:
+            lengths = self.attention_mask.sum(1)
+            order = torch.argsort(lengths, descending=True, stable=True).tolist()
+            pieces, current, longest = [], [], 0
+            for i in order:
+                longest_if = max(longest, int(lengths[i]))
+                if current and longest_if * (len(current) + 1) > token_budget:
+                    pieces.append(torch.tensor(current))
+                    current, longest_if = [], int(lengths[i])
+                current.append(i)
+                longest = longest_if
+            if current:
+                pieces.append(torch.tensor(current))
+        out = []
+        for rows in pieces:
+            mb = self.select(rows)
+            mb.rows = rows
+            out.append(mb)
+        return out
+
+    @property
+    def padded_slots(self) -> tuple[int, int]:
+        """(real tokens, rows x width): what a forward pass over this batch computes on."""
+        return int(self.attention_mask.sum()), self.attention_mask.numel()
 
     @property
     def num_tokens(self) -> int:

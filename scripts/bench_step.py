@@ -1,9 +1,10 @@
-"""Step-time benchmark: where a synchronous RL step's time goes, against the engines alone.
+"""Step-time benchmark: where an RL step's time goes, against the engines alone.
 
-Runs the default job's model through the real loop for --steps steps, then, in the same run and on the
-same prompts and batch, times vLLM generating alone and the DeepSpeed ranks training alone. Prints a
-table and writes --json with `sync_ratio` = step / (generate + train, engine-only), `async_ratio`
-(null until the asynchronous loop lands), and `weight_sync_share` = sync / step.
+Runs the default job's model through the real loop for --steps steps in sync mode, then --steps more in
+async mode (orchestrator.mode=async, max_staleness 1) on the same workers, then, in the same run and on
+the same prompts and batch, times vLLM generating alone and the DeepSpeed ranks training alone. Prints a
+table and writes --json with `sync_ratio` = sync step / (generate + train, engine-only), `async_ratio` =
+async step / max(generate, train), and `weight_sync_share` = sync / step (sync mode).
 
     python scripts/bench_step.py --steps 10 --json bench_step.json [extra Hydra overrides]
 """
@@ -36,12 +37,20 @@ def main() -> None:
                    f"trainer.total_steps={args.steps}", *args.overrides])
     run = RunSetup(cfg)
     trainers, rollouts, placement = start_workers(cfg, run)
-    loop = Loop(cfg, run, trainers, rollouts, WeightSync(cfg["trainer"]["weight_sync"], trainers, rollouts, placement))
+    sync = WeightSync(cfg["trainer"]["weight_sync"], trainers, rollouts, placement)
+    loop = Loop(cfg, run, trainers, rollouts, sync)
     steps = [loop.step(i) for i in range(args.steps)]
     measured = steps[args.warmup:] or steps
+    # the same workers, continued in async mode (the first async step has nothing generated ahead)
+    async_cfg = dict(cfg, orchestrator={"mode": "async", "max_staleness": 1},
+                     trainer=dict(cfg["trainer"], total_steps=2 * args.steps))
+    async_loop = Loop(async_cfg, run, trainers, rollouts, sync)
+    async_steps = [async_loop.step(i) for i in range(args.steps, 2 * args.steps)]
+    async_loop.close()
+    async_measured = async_steps[args.warmup:] or async_steps
 
-    def mean(key):
-        return statistics.mean(m[key] for m in measured)
+    def mean(key, of=measured):
+        return statistics.mean(m[key] for m in of)
 
     # the engines alone, on the same work: one prompt batch generated, one batch trained
     problems = run.sampler.next_batch()
@@ -76,14 +85,17 @@ def main() -> None:
         "engine_only_s": {"generate": gen_e, "train": train_e},
         "engine_only_tokens_per_s": {"generate": batch.num_tokens / gen_e, "train": batch.num_tokens / train_e},
         "sync_ratio": phases["step"] / (gen_e + train_e),
-        "async_ratio": None,
+        "async_step_s": mean("perf/step_s", async_measured), "async_wait_s": mean("perf/wait_s", async_measured),
+        "async_ratio": mean("perf/step_s", async_measured) / max(gen_e, train_e),
         "weight_sync_share": phases["sync"] / phases["step"],
     }
     print("| phase | seconds/step |\n|---|---|")
     for k, v in phases.items():
         print(f"| {k} | {v:.3f} |")
     print(f"| generate, vLLM alone | {gen_e:.3f} |\n| logprobs + train, DeepSpeed alone | {train_e:.3f} |")
-    print(f"\nsync_ratio {result['sync_ratio']:.2f}   weight_sync_share {result['weight_sync_share']:.3f}   "
+    print(f"| async step (max_staleness 1) | {result['async_step_s']:.3f} |")
+    print(f"\nsync_ratio {result['sync_ratio']:.2f}   async_ratio {result['async_ratio']:.2f}\n"
+          f"weight_sync_share {result['weight_sync_share']:.3f}   "
           f"tokens/s {result['tokens_per_s']:.0f}")
     if args.json:
         with open(args.json, "w") as f:

@@ -6,7 +6,6 @@ puts the results back in order.
 
 from __future__ import annotations
 
-import math
 import time
 
 import ray
@@ -31,6 +30,7 @@ class TrainerGroup:
             for r in range(num_ranks)
         ]
         self.micro_batch_size = trainer["micro_batch_size"]
+        self.token_budget = trainer.get("token_budget", 0)
         self.info = ray.get([r.ready.remote() for r in self.ranks])
 
     def logprobs(self, batch: Batch, temperature: float) -> tuple[Batch, float]:
@@ -61,7 +61,9 @@ class TrainerGroup:
             for rank, shard in enumerate(shards):
                 per_rank[rank].append(shard)
             counts.append((mini.num_tokens, mini.num_seqs))
-            n_micro.append(max(1, max(math.ceil(len(s) / self.micro_batch_size) for s in shards)))
+            # every rank runs as many micro-batches as the busiest one (see TrainEngine.update)
+            n_micro.append(max(1, max(len(s.micro_batches(self.micro_batch_size, self.token_budget)) if len(s) else 0
+                                      for s in shards)))
         results = self._all("update", [r.update.remote(per_rank[i], counts, n_micro, spec)
                                        for i, r in enumerate(self.ranks)])
         return _mean_metrics(results)

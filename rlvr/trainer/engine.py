@@ -68,6 +68,7 @@ class TrainEngine:
         self.world_size = world_size
         self.zero_stage = trainer["zero_stage"]
         self.micro_batch_size = trainer["micro_batch_size"]
+        self.token_budget = trainer.get("token_budget", 0)
         torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         if gradient_checkpointing:
@@ -95,19 +96,22 @@ class TrainEngine:
     def logprobs(self, batch: Batch, temperature: float) -> dict:
         """pi_old (and pi_ref) for `batch`, computed micro-batch by micro-batch, [N, T] each."""
         self.engine.eval()
-        old, ref = [], []
-        micro = batch.micro_batches(self.micro_batch_size) if len(batch) else []
+        old = torch.zeros_like(batch.response_mask)
+        ref = torch.zeros_like(batch.response_mask) if self.reference is not None else None
+        micro = self.micro_batches(batch)
         idle = self._zero3_idle_count(len(micro))
-        for mb in micro:
-            old.append(self._pad(self._forward(self.engine, mb, temperature)[0], batch))
-            if self.reference is not None:
-                ref.append(self._pad(self._forward(self.reference, mb, temperature)[0], batch))
+        for mb in micro:  # pieces may be length-sorted: rows go back to their places
+            old[mb.rows] = self._pad(self._forward(self.engine, mb, temperature)[0], batch)
+            if ref is not None:
+                ref[mb.rows] = self._pad(self._forward(self.reference, mb, temperature)[0], batch)
         for _ in range(idle):  # ZeRO-3 gathers parameters collectively in every forward
             self.engine(input_ids=torch.zeros((1, 1), dtype=torch.long, device=self.device))
         self.engine.train()
-        empty = torch.zeros_like(batch.response_mask)
-        return {"old_logprobs": torch.cat(old) if old else empty,
-                "ref_logprobs": (torch.cat(ref) if ref else empty) if self.reference is not None else None}
+        return {"old_logprobs": old, "ref_logprobs": ref}
+
+    def micro_batches(self, batch: Batch) -> list[Batch]:
+        """`trainer.micro_batch_size` rows each, or length-sorted pieces within `trainer.token_budget`."""
+        return batch.micro_batches(self.micro_batch_size, self.token_budget) if len(batch) else []
 
     def _forward(self, model, mb: Batch, temperature: float, with_entropy: bool = False):
         logits = model(input_ids=mb.input_ids.to(self.device), attention_mask=mb.attention_mask.to(self.device)).logits
@@ -143,10 +147,12 @@ class TrainEngine:
 
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
-        grad_norms, skipped = [], 0
+        grad_norms, skipped, real_tokens, slots = [], 0, 0, 0
         start = time.perf_counter()
         for shard, (num_tokens, num_seqs), steps in zip(shards, counts, n_micro):
-            micro = shard.micro_batches(self.micro_batch_size) if len(shard) else []
+            micro = self.micro_batches(shard)
+            for mb in micro:
+                real_tokens, slots = real_tokens + mb.padded_slots[0], slots + mb.padded_slots[1]
             micro += [None] * (steps - len(micro))
             poisoned = False  # a non-finite loss on any rank: this optimizer step is skipped everywhere
             for i, mb in enumerate(micro):
@@ -189,6 +195,7 @@ class TrainEngine:
         out["train/nonfinite_skipped_steps"] = skipped
         out["train/lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else 0.0
         out["perf/train_rank_s"] = time.perf_counter() - start
+        out["perf/padding_frac"] = 1.0 - real_tokens / slots if slots else 0.0
         return out
 
     def _any_rank(self, flag: bool) -> bool:

@@ -8,6 +8,7 @@ mini-batch is laid out three ways:
   1x1  one rank, one micro-batch of all N rows
   1x4  one rank, four micro-batches (gradient accumulation)
   2x2  two ranks, each given half of the rows (as `TrainerGroup.update` splits them), two micro-batches each
+  2xT  two ranks, micro-batches by a token budget (length-sorted pieces of unequal row counts)
 
 and all three must equal what a single process computes on the whole batch, here an independent plain
 torch computation of the section-2 formulas (no DeepSpeed, no `rlvr.algorithms`). The batch has rows
@@ -39,8 +40,8 @@ HORIZON = 16          # H for seq-mean-token-sum-norm (>= the longest response b
 N = 8                 # rows in the mini-batch
 # (name, loss_agg_mode, zero_stage): every mode under ZeRO-2, one under ZeRO-3 (parameters partitioned too)
 CONFIGS = [(f"z2-{m}", m, 2) for m in MODES] + [("z3-seq-mean-token-mean", "seq-mean-token-mean", 3)]
-# (name, world_size, micro_batch_size)
-LAYOUTS = [("1x1", 1, N), ("1x4", 1, N // 4), ("2x2", 2, N // 4)]
+# (name, world_size, micro_batch_size, token_budget)
+LAYOUTS = [("1x1", 1, N, 0), ("1x4", 1, N // 4, 0), ("2x2", 2, N // 4, 0), ("2xT", 2, N, 24)]
 # max |delta_a - delta_b| / max |delta_ref|; float32 reduction-order noise is ~1e-7 of the scale here,
 # while any mistake in the counts or in undoing DeepSpeed's averaging is a factor of order 1
 REL_TOL = 1e-5
@@ -99,7 +100,7 @@ def reference_delta(model_dir: str, batch, mode: str) -> dict[str, torch.Tensor]
 
 # -- the ranks ----------------------------------------------------------------------------------------------
 
-def _rank_main(rank: int, world: int, port: int, micro: int, model_dir: str, batch_path: str, out_dir: str,
+def _rank_main(rank: int, world: int, port: int, micro: int, budget: int, model_dir: str, batch_path: str, out_dir: str,
                cache_dir: str, tag: str) -> None:
     """One rank: join the gloo group, then for every configuration a fresh engine and one update."""
     err_path = Path(out_dir) / f"{tag}-rank{rank}.err"
@@ -118,12 +119,13 @@ def _rank_main(rank: int, world: int, port: int, micro: int, model_dir: str, bat
         batch = torch.load(batch_path, weights_only=False)
         # exactly how TrainerGroup.update splits one mini-batch across ranks and micro-batches
         shards = batch.chunks(world)
-        n_micro = max(1, max(-(-len(s) // micro) for s in shards))
+        n_micro = max(1, max(len(s.micro_batches(micro, budget)) for s in shards))
         optim = {"name": "sgd", "lr": 1.0, "weight_decay": 0.0, "warmup_steps": 0}
         for name, mode, stage in CONFIGS:
             progress.write_text(f"{name}: building the engine")
             engine = TrainEngine(model_dir, optim=optim, dtype="float32", world_size=world, with_reference=False,
-                                 trainer={"zero_stage": stage, "micro_batch_size": micro, "grad_clip": 0.0})
+                                 trainer={"zero_stage": stage, "micro_batch_size": micro, "grad_clip": 0.0,
+                                          "token_budget": budget})
             progress.write_text(f"{name}: in TrainEngine.update")
             metrics = engine.update([shards[rank]], [(batch.num_tokens, batch.num_seqs)], [n_micro],
                                     objective="pg", objective_params={"is_mode": "none"}, loss_agg_mode=mode,
@@ -167,10 +169,10 @@ def _run_layouts(model_dir: Path, batch_path: Path, out_dir: Path, cache_dir: Pa
     ctx = torch.multiprocessing.get_context("spawn")
     procs = []
     start = time.perf_counter()
-    for tag, world, micro in LAYOUTS:
+    for tag, world, micro, budget in LAYOUTS:
         port = _free_port()
         for rank in range(world):
-            p = ctx.Process(target=_rank_main, args=(rank, world, port, micro, str(model_dir), str(batch_path),
+            p = ctx.Process(target=_rank_main, args=(rank, world, port, micro, budget, str(model_dir), str(batch_path),
                                                      str(out_dir), str(cache_dir), tag), daemon=True)
             p.start()
             procs.append((tag, rank, p))
@@ -208,14 +210,14 @@ def test_aggregation_invariant_to_ranks_and_micro_batches(tmp_path, cache_dir):
     out_dir.mkdir()
 
     wall = _run_layouts(model_dir, batch_path, out_dir, cache_dir)
-    print(f"\n3 layouts x {len(CONFIGS)} configurations in spawned ranks: {wall:.1f}s")
+    print(f"\n{len(LAYOUTS)} layouts x {len(CONFIGS)} configurations in spawned ranks: {wall:.1f}s")
 
     failures = []
     for name, mode, _ in CONFIGS:
         ref = reference_delta(str(model_dir), batch, mode)
         ref_norm = torch.sqrt(sum((d.double() ** 2).sum() for d in ref.values())).item()
         scale = max(d.abs().max().item() for d in ref.values())
-        results = {tag: torch.load(out_dir / f"{tag}-{name}.pt", weights_only=False) for tag, _, _ in LAYOUTS}
+        results = {tag: torch.load(out_dir / f"{tag}-{name}.pt", weights_only=False) for tag, *_ in LAYOUTS}
         deltas = {}
         for tag, res in results.items():
             state = res["state"]
@@ -225,7 +227,7 @@ def test_aggregation_invariant_to_ranks_and_micro_batches(tmp_path, cache_dir):
 
         line = [f"{name:26s} |delta| max {scale:.3e}"]
         pairs = [(t, "reference", deltas[t], ref) for t in deltas]
-        pairs += [("1x1", "1x4", deltas["1x1"], deltas["1x4"]), ("1x1", "2x2", deltas["1x1"], deltas["2x2"])]
+        pairs += [("1x1", t, deltas["1x1"], deltas[t]) for t in ("1x4", "2x2", "2xT")]
         for a, b, da, db in pairs:
             r = max((da[k] - db[k]).abs().max().item() for k in ref) / scale
             line.append(f"{a}~{b} {r:.1e}")

@@ -45,3 +45,31 @@ def test_response_logprobs_match_a_direct_loop():
             assert torch.isclose(got[i, j], dist[b.input_ids[i, p + j]], atol=1e-6)
             assert torch.isclose(entropy[i, j], -(dist.exp() * dist).sum(), atol=1e-5)
     assert (got * (1 - b.response_mask)).abs().max() == 0
+
+
+def test_token_budget_micro_batches_cover_rows_once_within_budget_and_pad_less():
+    from rlvr.batch import build_batch
+
+    g = torch.Generator().manual_seed(0)
+    resp_lens = [30, 2, 25, 3, 1, 28, 4, 2, 27, 3]
+    prompts = [[5] * 4 for _ in resp_lens]
+    responses = [torch.randint(4, 90, (n,), generator=g).tolist() for n in resp_lens]
+    batch = build_batch(prompts, responses, [[-1.0] * n for n in resp_lens], list(range(len(resp_lens))), 0)
+    budget = 70
+    pieces = batch.micro_batches(4, token_budget=budget)
+    rows = sorted(r for p in pieces for r in p.rows.tolist())
+    assert rows == list(range(len(resp_lens)))
+    for p in pieces:
+        assert len(p) == 1 or p.attention_mask.numel() <= budget
+        # each piece's rows are the batch's rows, trimmed to the piece's width
+        for i, r in enumerate(p.rows.tolist()):
+            n = int(batch.attention_mask[r].sum())
+            assert p.input_ids[i, :n].tolist() == batch.input_ids[r, :n].tolist()
+
+    def padding(ps):
+        real = sum(p.padded_slots[0] for p in ps)
+        return 1 - real / sum(p.padded_slots[1] for p in ps)
+
+    fixed = batch.micro_batches(4)
+    assert [p.rows.tolist() for p in fixed] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert padding(pieces) < padding(fixed) / 2

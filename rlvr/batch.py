@@ -22,6 +22,8 @@ class Batch:
     advantages: torch.Tensor | None = None     # [N] or [N, T]
     old_logprobs: torch.Tensor | None = None   # [N, T]: pi_old, recomputed by the trainer
     ref_logprobs: torch.Tensor | None = None   # [N, T]
+    values: torch.Tensor | None = None         # [N, T]: the critic's V before each response token (PPO)
+    returns: torch.Tensor | None = None        # [N, T]: GAE's value targets (PPO)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

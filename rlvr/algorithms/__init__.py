@@ -37,6 +37,7 @@ from .registry import (
     resolve_objective_params,
 )
 from .shaping import correctness_reward, dynamic_sampling_keep, overlong_penalty
+from .value import VALUE_DEFAULTS, value_loss
 
 __all__ = [
     "ADVANTAGES", "AGG_MODES", "ANCHORS", "CORRECTION_MODES", "KL_KINDS", "OBJECTIVES",
@@ -45,5 +46,5 @@ __all__ = [
     "correctness_reward", "dynamic_sampling_keep", "group_stats", "kl_estimate", "load_plugins",
     "masked_mean", "masked_whiten", "mismatch_metrics", "needs_reference", "objective_info",
     "overlong_penalty", "register_advantage", "register_objective", "resolve_advantage_params",
-    "resolve_correction", "resolve_objective_params", "rollout_diagnostics",
+    "resolve_correction", "resolve_objective_params", "rollout_diagnostics", "VALUE_DEFAULTS", "value_loss",
 ]

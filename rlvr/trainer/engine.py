@@ -59,9 +59,27 @@ def ds_config(*, micro_batch_size: int, world_size: int, zero_stage: int, grad_c
     }
 
 
+class ValueModel(torch.nn.Module):
+    """PPO's critic: the policy's transformer body with a scalar head, initialised to predict 0."""
+
+    def __init__(self, model_dir: str):
+        from transformers import AutoModel
+
+        super().__init__()
+        self.body = AutoModel.from_pretrained(model_dir, dtype=torch.float32)
+        self.head = torch.nn.Linear(self.body.config.hidden_size, 1)
+        torch.nn.init.zeros_(self.head.weight)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids, attention_mask=None):
+        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(hidden).squeeze(-1)
+
+
 class TrainEngine:
     def __init__(self, model_dir: str, *, optim: dict, trainer: dict, dtype: str, world_size: int,
-                 with_reference: bool, gradient_checkpointing: bool = False):
+                 with_reference: bool, gradient_checkpointing: bool = False, critic: bool = False):
+        """`critic=True`: the value model of PPO (the body of `model_dir` with a scalar head)."""
         import deepspeed
         from transformers import AutoModelForCausalLM
 
@@ -70,9 +88,13 @@ class TrainEngine:
         self.micro_batch_size = trainer["micro_batch_size"]
         self.token_budget = trainer.get("token_budget", 0)
         torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        self.critic = critic
+        if critic:
+            model = ValueModel(model_dir)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         if gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            (model.body if critic else model).gradient_checkpointing_enable()
         if optim.get("name", "adamw") == "sgd":
             optimizer = torch.optim.SGD(model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
         else:  # torch's AdamW: DeepSpeed's fused CPU Adam would JIT-compile for minutes
@@ -105,9 +127,29 @@ class TrainEngine:
             if ref is not None:
                 ref[mb.rows] = self._pad(self._forward(self.reference, mb, temperature)[0], batch)
         for _ in range(idle):  # ZeRO-3 gathers parameters collectively in every forward
-            self.engine(input_ids=torch.zeros((1, 1), dtype=torch.long, device=self.device))
+            self._idle_loss()
         self.engine.train()
         return {"old_logprobs": old, "ref_logprobs": ref}
+
+    @torch.no_grad()
+    def values(self, batch: Batch) -> torch.Tensor:
+        """The critic's V(s_j) before each response token j, [N, T] (critic engines only)."""
+        self.engine.eval()
+        out = torch.zeros_like(batch.response_mask)
+        micro = self.micro_batches(batch)
+        idle = self._zero3_idle_count(len(micro))
+        for mb in micro:
+            out[mb.rows] = self._pad(self._values(mb).float().cpu(), batch)
+        for _ in range(idle):
+            self._idle_loss()
+        self.engine.train()
+        return out
+
+    def _values(self, mb: Batch) -> torch.Tensor:
+        full = self.engine(input_ids=mb.input_ids.to(self.device), attention_mask=mb.attention_mask.to(self.device))
+        n, t = mb.response_mask.shape
+        pos = (mb.prompt_lens[:, None] - 1 + torch.arange(t)[None, :]).clamp(max=full.shape[1] - 1).to(self.device)
+        return torch.gather(full, 1, pos) * mb.response_mask.to(self.device)
 
     def micro_batches(self, batch: Batch) -> list[Batch]:
         """`trainer.micro_batch_size` rows each, or length-sorted pieces within `trainer.token_budget`."""
@@ -137,14 +179,44 @@ class TrainEngine:
     def update(self, shards: list[Batch], counts: list[tuple[int, int]], n_micro: list[int], *,
                objective: str, objective_params: dict, loss_agg_mode: str | None, horizon: int | None,
                temperature: float) -> dict:
+        """The policy's optimizer steps (see `_optimize`) with the configured objective."""
+        from rlvr.algorithms import compute_policy_loss
+
+        def loss_fn(mb: Batch, num_tokens: int, num_seqs: int):
+            logp, entropy = self._forward(self.engine, mb, temperature, with_entropy=True)
+            dev = self.device
+            loss, metrics = compute_policy_loss(
+                objective, logprobs=logp, old_logprobs=mb.old_logprobs.to(dev),
+                rollout_logprobs=mb.rollout_logprobs.to(dev), advantages=mb.advantages.to(dev),
+                mask=mb.response_mask.to(dev),
+                ref_logprobs=mb.ref_logprobs.to(dev) if mb.ref_logprobs is not None else None,
+                loss_agg_mode=loss_agg_mode, horizon=horizon, num_tokens=num_tokens, num_seqs=num_seqs,
+                **objective_params)
+            return loss, dict(metrics, entropy=float((entropy.sum() / mb.num_tokens).item()))
+
+        return self._optimize(shards, counts, n_micro, loss_fn, prefix="train")
+
+    def update_values(self, shards: list[Batch], counts: list[tuple[int, int]], n_micro: list[int], *,
+                      clip_eps: float) -> dict:
+        """The critic's optimizer steps: clipped regression on GAE's returns (`rlvr.algorithms.value_loss`)."""
+        from rlvr.algorithms import value_loss
+
+        def loss_fn(mb: Batch, num_tokens: int, num_seqs: int):
+            dev = self.device
+            return value_loss(self._values(mb), mb.values.to(dev), mb.returns.to(dev), mb.response_mask.to(dev),
+                              clip_eps=clip_eps, num_tokens=num_tokens)
+
+        return self._optimize(shards, counts, n_micro, loss_fn, prefix="critic")
+
+    def _optimize(self, shards: list[Batch], counts: list[tuple[int, int]], n_micro: list[int], loss_fn,
+                  prefix: str) -> dict:
         """One optimizer step per entry of `shards` (this rank's part of each mini-batch).
 
         `counts[k]` = (global masked tokens, global non-empty sequences) of mini-batch k and
         `n_micro[k]` = the number of micro-batches every rank runs for it (the same on all ranks,
         padded with empty ones, because ZeRO-3 gathers parameters collectively in each forward).
+        `loss_fn(micro_batch, num_tokens, num_seqs)` gives (loss, metrics) normalised by the global counts.
         """
-        from rlvr.algorithms import compute_policy_loss
-
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         grad_norms, skipped, real_tokens, slots = [], 0, 0, 0
@@ -159,26 +231,17 @@ class TrainEngine:
                 self.engine.set_gradient_accumulation_boundary(i == steps - 1)
                 real = not poisoned and mb is not None and mb.num_tokens > 0
                 if real:
-                    logp, entropy = self._forward(self.engine, mb, temperature, with_entropy=True)
-                    dev = self.device
-                    loss, metrics = compute_policy_loss(
-                        objective, logprobs=logp, old_logprobs=mb.old_logprobs.to(dev),
-                        rollout_logprobs=mb.rollout_logprobs.to(dev), advantages=mb.advantages.to(dev),
-                        mask=mb.response_mask.to(dev),
-                        ref_logprobs=mb.ref_logprobs.to(dev) if mb.ref_logprobs is not None else None,
-                        loss_agg_mode=loss_agg_mode, horizon=horizon, num_tokens=max(num_tokens, 1),
-                        num_seqs=max(num_seqs, 1), **objective_params)
+                    loss, metrics = loss_fn(mb, max(num_tokens, 1), max(num_seqs, 1))
                 else:
-                    loss = self._idle_loss(shard)
+                    loss = self._idle_loss()
                 # every rank runs one forward and one all-reduce per micro-batch, whatever its data
                 if self._any_rank(real and not torch.isfinite(loss).item()):
                     poisoned = True
                     self.engine.zero_grad()  # drop what earlier micro-batches accumulated
-                    loss = self._idle_loss(shard)
+                    loss = self._idle_loss()
                 elif real:
                     tokens = float(mb.num_tokens)
-                    metrics = dict(metrics, entropy=float((entropy.sum() / tokens).item()), loss=float(loss.item()))
-                    for k, v in metrics.items():
+                    for k, v in dict(metrics, loss=float(loss.item())).items():
                         sums[k] = sums.get(k, 0.0) + float(v) * tokens
                         weights[k] = weights.get(k, 0.0) + tokens
                 self.engine.backward(loss * self.world_size, scale_wrt_gas=False)
@@ -187,14 +250,14 @@ class TrainEngine:
             norm = self.engine.get_global_grad_norm()
             if norm is not None and not poisoned:
                 grad_norms.append(float(norm))
-        out = {f"train/{k}": sums[k] / weights[k] for k in sums}
-        out["train/loss_sum_tokens"] = weights.get("loss", 0.0)
+        out = {f"{prefix}/{k}": sums[k] / weights[k] for k in sums}
+        out[f"{prefix}/loss_sum_tokens"] = weights.get("loss", 0.0)
         if grad_norms:
-            out["train/grad_norm"] = sum(grad_norms) / len(grad_norms)
-        out["train/optimizer_steps"] = len(shards) - skipped
-        out["train/nonfinite_skipped_steps"] = skipped
-        out["train/lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else 0.0
-        out["perf/train_rank_s"] = time.perf_counter() - start
+            out[f"{prefix}/grad_norm"] = sum(grad_norms) / len(grad_norms)
+        out[f"{prefix}/optimizer_steps"] = len(shards) - skipped
+        out[f"{prefix}/nonfinite_skipped_steps"] = skipped
+        out[f"{prefix}/lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else 0.0
+        out[f"perf/{prefix}_rank_s"] = time.perf_counter() - start
         out["perf/padding_frac"] = 1.0 - real_tokens / slots if slots else 0.0
         return out
 
@@ -221,10 +284,10 @@ class TrainEngine:
         for g, lr in zip(self.optimizer.param_groups, scheduled):
             g["lr"] = lr
 
-    def _idle_loss(self, shard: Batch) -> torch.Tensor:
+    def _idle_loss(self) -> torch.Tensor:
         """A zero loss through the model, for a rank with nothing left to do in this mini-batch."""
-        ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
-        return self.engine(input_ids=ids).logits.sum() * 0.0
+        out = self.engine(input_ids=torch.zeros((1, 1), dtype=torch.long, device=self.device))
+        return (out if self.critic else out.logits).sum() * 0.0
 
     # -- weights and checkpoints -----------------------------------------------------------------
     def iter_full_weights(self, rank: int, device: str | torch.device = "cpu"):

@@ -302,8 +302,10 @@ def _validate_algorithm(cfg: DictConfig) -> None:
            f"unknown objective; valid: {', '.join(sorted(algorithms.OBJECTIVES))}")
     _check(algo.advantage in algorithms.ADVANTAGES, "algorithm.advantage", algo.advantage,
            f"unknown advantage; valid: {', '.join(sorted(algorithms.ADVANTAGES))}")
-    _check(algo.advantage != "gae", "algorithm.advantage", algo.advantage,
-           "needs a critic (value model), which this version of rlvr does not train yet; use grpo, rloo or dr_grpo")
+    try:
+        resolve_critic(OmegaConf.to_container(algo, resolve=True), {"lr": cfg.optim.lr})
+    except ValueError as err:
+        raise ConfigError(f"config error: algorithm.critic: {err}") from None
     if algo.loss_agg_mode is not None:
         _check(algo.loss_agg_mode in algorithms.AGG_MODES, "algorithm.loss_agg_mode", algo.loss_agg_mode,
                f"must be one of {', '.join(algorithms.AGG_MODES)}")
@@ -329,6 +331,31 @@ def _validate_algorithm(cfg: DictConfig) -> None:
         cache_len = overlong_cache_len(algo.overlong, cfg.rollout.max_tokens)
         _check(0 < cache_len <= cfg.rollout.max_tokens, "algorithm.overlong.cache_len", cache_len,
                f"must be in (0, rollout.max_tokens={cfg.rollout.max_tokens}]")
+
+
+CRITIC_DEFAULTS = {"lr": None, "clip_eps": 0.2}  # lr None: optim.lr
+
+
+def resolve_critic(algo: dict, optim: dict) -> dict | None:
+    """The value model's settings (`algorithm.critic`) when the advantage is GAE, else None."""
+    from rlvr import algorithms
+
+    uses_gae = algorithms.ADVANTAGES[algo["advantage"]].fn is algorithms.ADVANTAGES["gae"].fn
+    critic = dict(algo.get("critic") or {})
+    unknown = set(critic) - set(CRITIC_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)}; valid: {', '.join(CRITIC_DEFAULTS)}")
+    if not uses_gae:
+        if critic:
+            raise ValueError(f"set, but advantage {algo['advantage']!r} uses no critic (only gae does)")
+        return None
+    out = {**CRITIC_DEFAULTS, **critic}
+    out["lr"] = optim["lr"] if out["lr"] is None else out["lr"]
+    if not (isinstance(out["lr"], (int, float)) and out["lr"] > 0):
+        raise ValueError(f"lr={out['lr']!r} must be > 0")
+    if not (isinstance(out["clip_eps"], (int, float)) and out["clip_eps"] >= 0):
+        raise ValueError(f"clip_eps={out['clip_eps']!r} must be >= 0 (0: no value clipping)")
+    return out
 
 
 def overlong_cache_len(overlong, max_tokens: int) -> int:

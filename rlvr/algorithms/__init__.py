@@ -15,7 +15,7 @@ Objectives and advantage estimators are registered with ``register_objective`` /
 
 from . import objectives_clip as _objectives_clip  # noqa: F401  (registers built-in objectives)
 from . import objectives_divergence as _objectives_divergence  # noqa: F401
-from .advantages import compute_advantages, compute_gae, group_stats
+from .advantages import compute_advantages, compute_gae, gae_returns, group_stats
 from .aggregation import aggregate_loss, masked_mean, masked_whiten
 from .corrections import CORRECTION_MODES, compute_correction, mismatch_metrics, resolve_correction
 from .dcmdp import DCMDPController
@@ -42,7 +42,7 @@ from .value import VALUE_DEFAULTS, value_loss
 __all__ = [
     "ADVANTAGES", "AGG_MODES", "ANCHORS", "CORRECTION_MODES", "KL_KINDS", "OBJECTIVES",
     "DCMDPController", "PolicyInputs", "UnknownKeyError",
-    "aggregate_loss", "compute_advantages", "compute_correction", "compute_gae", "compute_policy_loss",
+    "aggregate_loss", "compute_advantages", "compute_correction", "compute_gae", "compute_policy_loss", "gae_returns",
     "correctness_reward", "dynamic_sampling_keep", "group_stats", "kl_estimate", "load_plugins",
     "masked_mean", "masked_whiten", "mismatch_metrics", "needs_reference", "objective_info",
     "overlong_penalty", "register_advantage", "register_objective", "resolve_advantage_params",

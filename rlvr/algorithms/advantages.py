@@ -271,6 +271,13 @@ def gae_advantage(rewards, group_index, *, mask=None, old_logprobs=None, ref_log
     return _out(adv, rewards)
 
 
+def gae_returns(rewards, mask, values, *, old_logprobs=None, ref_logprobs=None, gamma=1.0, lam=1.0, kl_coef=0.0,
+                **_) -> torch.Tensor:
+    """The critic's regression targets for ``gae``: A + V with GAE's A before whitening, [N, T]."""
+    tr = token_rewards(rewards, mask, old_logprobs, ref_logprobs, kl_coef, "gae")
+    return compute_gae(tr, values, mask, gamma, lam)[1].to(torch.float32)
+
+
 # --- preset keys (ALGORITHMS.md section 9) as aliases of their advantage estimator ------------------
 
 PRESET_ADVANTAGE = {

@@ -20,39 +20,38 @@ from rlvr.trainer.worker import TrainerWorker
 class TrainerGroup:
     def __init__(self, placement: Placement, model_dir: str, *, num_ranks: int, seed: int, optim: dict,
                  trainer: dict, dtype: str, with_reference: bool, plugins: list[str],
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, critic: dict | None = None):
         addr, port = placement.master_address()
         actor = ray.remote(TrainerWorker)
         self.ranks = [
             actor.options(**placement.trainer(r)).remote(
                 r, num_ranks, addr, port, model_dir, seed=seed, optim=optim, trainer=trainer, dtype=dtype,
-                with_reference=with_reference, plugins=plugins, gradient_checkpointing=gradient_checkpointing)
+                with_reference=with_reference, plugins=plugins, gradient_checkpointing=gradient_checkpointing,
+                critic=critic)
             for r in range(num_ranks)
         ]
         self.micro_batch_size = trainer["micro_batch_size"]
         self.token_budget = trainer.get("token_budget", 0)
+        self.critic = critic
         self.info = ray.get([r.ready.remote() for r in self.ranks])
 
     def logprobs(self, batch: Batch, temperature: float) -> tuple[Batch, float]:
         """Fill `old_logprobs` (and `ref_logprobs`) of `batch`, each rank scoring a contiguous part."""
-        import torch
-
-        parts = batch.chunks(len(self.ranks))
-        results = self._all("logprobs", [r.logprobs.remote(p, temperature) for r, p in zip(self.ranks, parts)])
-        width = batch.response_mask.shape[1]
-
-        def stitch(key):
-            if results[0][key] is None:
-                return None
-            return torch.cat([torch.nn.functional.pad(res[key], (0, width - res[key].shape[1]))
-                              for res in results])
-
-        batch.old_logprobs = stitch("old_logprobs")
-        batch.ref_logprobs = stitch("ref_logprobs")
+        results = self._all("logprobs", [r.logprobs.remote(p, temperature)
+                                         for r, p in zip(self.ranks, batch.chunks(len(self.ranks)))])
+        batch.old_logprobs = _stitch([res["old_logprobs"] for res in results], batch)
+        batch.ref_logprobs = _stitch([res["ref_logprobs"] for res in results], batch)
         return batch, max(res["seconds"] for res in results)
 
+    def values(self, batch: Batch) -> Batch:
+        """Fill `values` of `batch` with the critic's predictions (PPO)."""
+        parts = self._all("values", [r.values.remote(p) for r, p in zip(self.ranks, batch.chunks(len(self.ranks)))])
+        batch.values = _stitch(parts, batch)
+        return batch
+
     def update(self, batch: Batch, *, mini_batches: int, epochs: int, spec: dict) -> dict:
-        """`epochs` passes over `mini_batches` mini-batches: one optimizer step each."""
+        """`epochs` passes over `mini_batches` mini-batches: one optimizer step each (and one of the
+        critic's, with a critic)."""
         minis = batch.chunks(mini_batches) * epochs
         per_rank = [[] for _ in self.ranks]
         counts, n_micro = [], []
@@ -66,6 +65,9 @@ class TrainerGroup:
                                       for s in shards)))
         results = self._all("update", [r.update.remote(per_rank[i], counts, n_micro, spec)
                                        for i, r in enumerate(self.ranks)])
+        if self.critic is not None:
+            results += self._all("update_values", [r.update_values.remote(per_rank[i], counts, n_micro)
+                                                   for i, r in enumerate(self.ranks)])
         return _mean_metrics(results)
 
     def publish_weights(self) -> list:
@@ -194,6 +196,16 @@ def _offset_seed(params: dict, offset: int) -> dict:
     if params.get("seed") is None:
         return params
     return dict(params, seed=params["seed"] + PROMPT_SEED_STRIDE * offset)
+
+
+def _stitch(parts: list, batch: Batch):
+    """Per-rank [n_i, T_i] tensors (trimmed to their rows) back into one [N, T] tensor, or None."""
+    import torch
+
+    if parts[0] is None:
+        return None
+    width = batch.response_mask.shape[1]
+    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])
 
 
 def _mean_metrics(results: list[dict]) -> dict:

@@ -13,7 +13,7 @@ from rlvr.orchestrator.ahead import RolloutsAhead
 from rlvr.orchestrator.checkpoint import load_pending, save_checkpoint
 from rlvr.orchestrator.groups import RolloutGroup, TrainerGroup
 from rlvr.orchestrator.placement import Placement, start_ray
-from rlvr.orchestrator.setup import RunSetup, algorithm_spec, reward_config
+from rlvr.orchestrator.setup import RunSetup, algorithm_spec, critic_config, reward_config
 from rlvr.orchestrator.steps import (
     evaluate,
     generate_and_score,
@@ -96,7 +96,8 @@ def start_workers(cfg: dict, run: RunSetup) -> tuple[TrainerGroup, RolloutGroup,
     trainers = TrainerGroup(placement, run.model_dir, num_ranks=cfg["trainer"]["num_ranks"], seed=cfg["seed"],
                             optim=cfg["optim"], trainer=cfg["trainer"], dtype=cfg["model"]["dtype"],
                             with_reference=needs_ref, plugins=algo["plugins"],
-                            gradient_checkpointing=cfg["model"]["gradient_checkpointing"])
+                            gradient_checkpointing=cfg["model"]["gradient_checkpointing"],
+                            critic=critic_config(cfg))
     rollouts = RolloutGroup(placement, run.model_dir, num_workers=roll["num_workers"], seed=cfg["seed"],
                             dtype=cfg["model"]["dtype"], rollout=roll, plugins=algo["plugins"])
     run.log(f"ready in {time.perf_counter() - run.started:.1f}s: {len(trainers.ranks)} trainer ranks "
@@ -160,9 +161,15 @@ class Loop:
         batch, rewards = to_batch(groups, self.run.tokenizer.pad_token_id)
         # 4. pi_old (and pi_ref) from the trainer, then advantages
         batch, logprob_s = self.trainers.logprobs(batch, temperature)
+        adv_params = dict(algo["advantage_params"])
+        if self.trainers.critic is not None:  # PPO: the critic's V feeds GAE, and GAE's returns train it
+            batch = self.trainers.values(batch)
+            adv_params["values"] = batch.values
+            batch.returns = A.gae_returns(rewards, batch.response_mask, batch.values, old_logprobs=batch.old_logprobs,
+                                          ref_logprobs=batch.ref_logprobs, **algo["advantage_params"])
         batch.advantages = A.compute_advantages(algo["advantage"], rewards, batch.group_index,
                                                 mask=batch.response_mask, old_logprobs=batch.old_logprobs,
-                                                ref_logprobs=batch.ref_logprobs, **algo["advantage_params"])
+                                                ref_logprobs=batch.ref_logprobs, **adv_params)
         # 5. policy-gradient updates: ppo_epochs x mini_batches optimizer steps
         t_train = time.perf_counter()
         train_metrics = self.trainers.update(batch, mini_batches=algo["mini_batches"], epochs=algo["ppo_epochs"],

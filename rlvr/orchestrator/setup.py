@@ -130,6 +130,13 @@ def make_verifier_from_config(v: dict):
                          url=v["url"], token=v["token"])
 
 
+def critic_config(cfg: dict) -> dict | None:
+    """PPO's value model settings when the advantage estimator is GAE (None: no critic)."""
+    from rlvr.config import resolve_critic
+
+    return resolve_critic(cfg["algorithm"], cfg["optim"])
+
+
 def algorithm_spec(algo: dict, rollout: dict, dcmdp) -> dict:
     """What the trainer needs to compute the loss: registry key, params, aggregation, temperature."""
     params = dict(algo["objective_params"])

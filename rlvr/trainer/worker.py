@@ -14,7 +14,7 @@ class TrainerWorker:
 
     def __init__(self, rank: int, world_size: int, master_addr: str, master_port: int, model_dir: str, *,
                  seed: int, optim: dict, trainer: dict, dtype: str, with_reference: bool, plugins: list[str],
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, critic: dict | None = None):
         from rlvr.plugins import import_plugins
         from rlvr.trainer.engine import TrainEngine, init_distributed
 
@@ -25,6 +25,12 @@ class TrainerWorker:
         init_distributed(rank, world_size, master_addr, master_port)
         self.engine = TrainEngine(model_dir, optim=optim, trainer=trainer, dtype=dtype, world_size=world_size,
                                   with_reference=with_reference, gradient_checkpointing=gradient_checkpointing)
+        self.critic, self.value_clip = None, None
+        if critic is not None:  # PPO: the value model, its own engine and optimizer in the same group
+            self.value_clip = critic["clip_eps"]
+            self.critic = TrainEngine(model_dir, optim=dict(optim, lr=critic["lr"]), trainer=trainer, dtype=dtype,
+                                      world_size=world_size, with_reference=False, critic=True,
+                                      gradient_checkpointing=gradient_checkpointing)
 
     def ready(self) -> dict:
         return {"rank": self.rank, "pid": os.getpid(), "threads": torch.get_num_threads()}
@@ -37,6 +43,12 @@ class TrainerWorker:
 
     def update(self, shards, counts, n_micro, spec: dict) -> dict:
         return self.engine.update(shards, counts, n_micro, **spec)
+
+    def values(self, batch):
+        return self.critic.values(batch)
+
+    def update_values(self, shards, counts, n_micro) -> dict:
+        return self.critic.update_values(shards, counts, n_micro, clip_eps=self.value_clip)
 
     def publish_weights(self) -> list | None:
         """Rank 0 returns [ObjectRef] to the full weights (the list stops Ray from resolving it)."""
@@ -70,8 +82,12 @@ class TrainerWorker:
 
     def save_checkpoint(self, path: str, tag: str, client_state: dict) -> None:
         self.engine.save_checkpoint(path, tag, client_state)
+        if self.critic is not None:
+            self.critic.save_checkpoint(f"{path}/critic", tag, client_state)
 
     def load_checkpoint(self, path: str, tag: str) -> dict:
+        if self.critic is not None:
+            self.critic.load_checkpoint(f"{path}/critic", tag)
         return self.engine.load_checkpoint(path, tag)
 
     def export_hf(self, out_dir: str) -> None:

@@ -74,12 +74,15 @@ def train_main(rest: list[str]) -> int:
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     def _train(cfg: DictConfig):
+        from rlvr.offline import OfflineError, read_rollouts
         from rlvr.plugins import import_plugins
 
         try:
             import_plugins(cfg.algorithm.plugins)
             validate(cfg)
-        except (ConfigError, ImportError) as err:
+            if cfg.rollout.source == "offline":  # a bad file is refused before any worker starts
+                read_rollouts(cfg.rollout.offline_path)
+        except (ConfigError, ImportError, OfflineError) as err:
             print(err, file=sys.stderr)
             outcome["code"] = 2
             return None

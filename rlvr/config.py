@@ -261,6 +261,8 @@ def validate(cfg: DictConfig) -> None:
     _one_of(cfg, "rollout.source", ("generate", "offline"))
     _check(cfg.rollout.source != "offline" or bool(cfg.rollout.offline_path), "rollout.offline_path",
            cfg.rollout.offline_path, "required when rollout.source=offline")
+    _check(cfg.rollout.source != "offline" or not cfg.algorithm.dynamic_sampling, "algorithm.dynamic_sampling",
+           True, "cannot filter groups of logged samples (rollout.source=offline): set it to false")
     _one_of(cfg, "cluster.placement", ("disaggregated", "colocated"))
     _one_of(cfg, "model.dtype", ("float32", "bfloat16"))
     _one_of(cfg, "data.format", ("auto", "gsm8k", "math", "plain"))

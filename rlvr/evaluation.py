@@ -256,7 +256,7 @@ def resolve_model_dir(path: str) -> str:
     if local.is_file():
         raise EvalError(f"model must be a directory, got a file: {path}")
     for candidate in (local, local / "hf"):
-        if (candidate / "config.json").is_file():
+        if _is_hf_model_dir(candidate):
             return str(candidate.resolve())
     checkpoints = local / "checkpoints"
     if checkpoints.is_dir():
@@ -265,6 +265,15 @@ def resolve_model_dir(path: str) -> str:
         if steps:
             return str((steps[-1][1] / "hf").resolve())
     raise EvalError(f"no HF model in {path} (expected config.json there or in its hf/ subdirectory)")
+
+
+def _is_hf_model_dir(path: Path) -> bool:
+    """A run directory has a config.json too (rlvr's), without the `model_type` every HF model config has."""
+    config = path / "config.json"
+    try:
+        return config.is_file() and "model_type" in json.loads(config.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def _looks_like_hub_id(path: str) -> bool:

@@ -24,7 +24,9 @@ def test_default_config_composes_and_validates(tmp_path):
     ("rollout.top_p=1.5", "rollout.top_p"),
     ("algorithm.objective=nope", "algorithm.objective"),
     ("algorithm.objective_params={clip_eps_low: -1}", "algorithm.objective_params"),
-    ("algorithm=ppo", "algorithm.advantage"),
+    ("+algorithm.critic.lr=0.1", "algorithm.critic"),
+    ("rollout.source=offline", "rollout.offline_path"),
+    ("orchestrator.mode=later", "orchestrator.mode"),
     ("verifier.mode=http", "verifier.url"),
 ])
 def test_bad_values_name_the_key(tmp_path, override, key):

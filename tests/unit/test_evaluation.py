@@ -131,7 +131,7 @@ def _one_line_error(capsys, argv) -> str:
 def test_config_errors_are_one_line(tmp_path, capsys):
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.json").write_text("{}")
+    (model / "config.json").write_text('{"model_type": "qwen2"}')
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n")
     ok = [f"model={model}", f"data.path={data}"]
@@ -156,15 +156,17 @@ def test_config_errors_are_one_line(tmp_path, capsys):
 def test_resolve_model_dir(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
-    (plain / "config.json").write_text("{}")
+    (plain / "config.json").write_text('{"model_type": "qwen2"}')
     assert resolve_model_dir(str(plain)) == str(plain.resolve())
     run = tmp_path / "run"
     for step in (2, 10):
         (run / "checkpoints" / f"step_{step}" / "hf").mkdir(parents=True)
-        (run / "checkpoints" / f"step_{step}" / "hf" / "config.json").write_text("{}")
+        (run / "checkpoints" / f"step_{step}" / "hf" / "config.json").write_text('{"model_type": "qwen2"}')
     (run / "checkpoints" / ".step_12.tmp" / "hf").mkdir(parents=True)  # an unfinished save is ignored
     step2 = run / "checkpoints" / "step_2"
     assert resolve_model_dir(str(step2)) == str((step2 / "hf").resolve())
+    assert resolve_model_dir(str(run)) == str((run / "checkpoints" / "step_10" / "hf").resolve())
+    (run / "config.json").write_text('{"output_dir": "run", "algorithm": {}}')  # rlvr's own run config
     assert resolve_model_dir(str(run)) == str((run / "checkpoints" / "step_10" / "hf").resolve())
     assert resolve_model_dir("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"  # a hub name
     with pytest.raises(EvalError, match="no HF model"):

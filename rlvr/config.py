@@ -264,6 +264,11 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.rollout.source != "offline" or not cfg.algorithm.dynamic_sampling, "algorithm.dynamic_sampling",
            True, "cannot filter groups of logged samples (rollout.source=offline): set it to false")
     _one_of(cfg, "cluster.placement", ("disaggregated", "colocated"))
+    _check(cfg.trainer.weight_sync != "cuda_ipc" or cfg.cluster.placement == "colocated", "trainer.weight_sync",
+           cfg.trainer.weight_sync, "cuda_ipc needs cluster.placement=colocated")
+    _check(cfg.cluster.placement != "colocated" or cfg.rollout.num_workers == cfg.trainer.num_ranks,
+           "rollout.num_workers", cfg.rollout.num_workers,
+           "must equal trainer.num_ranks when cluster.placement=colocated")
     _one_of(cfg, "model.dtype", ("float32", "bfloat16"))
     _one_of(cfg, "data.format", ("auto", "gsm8k", "math", "plain"))
     _one_of(cfg, "data.template", ("plain", "boxed_instruction", "chat"))

@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(config, items):
         cuda = False
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
     for item in items:
-        if "gpu" in item.keywords and not cuda:
+        if item.get_closest_marker("gpu") and not cuda:
             item.add_marker(skip_gpu)
 
 

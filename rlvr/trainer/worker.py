@@ -61,15 +61,32 @@ class TrainerWorker:
 
         self.comm = sync.nccl_group(host, port, 0, world_size, self.engine.device) if self.rank == 0 else None
 
-    def broadcast_weights(self) -> None:
+    def broadcast_weights(self, plan: list, bucket_bytes: int) -> None:
+        """NCCL: rank 0 broadcasts bucket by bucket (`plan`: the receivers' `sync.plan_buckets`)."""
         from rlvr import sync
 
-        weights = (t for _, t in self.engine.iter_full_weights(self.rank, device=self.engine.device))
+        weights = self.engine.iter_full_weights(self.rank, device=self.engine.device)
         if self.rank == 0:
-            sync.broadcast(self.comm, weights)
+            sync.broadcast(self.comm, weights, plan, self.engine.device, bucket_bytes)
         else:
             for _ in weights:  # ZeRO-3: take part in every gather
                 pass
+
+    def send_weights_ipc(self, worker, version: int, bucket_bytes: int) -> float:
+        """CUDA IPC (colocated): the full weights, one bucket at a time, into the rollout worker on this
+        rank's GPU. Every rank sends to its own worker: `iter_full_weights(0, ...)` yields on every rank
+        (ZeRO-1/2: each rank holds the full parameters; ZeRO-3: each parameter is gathered on all ranks,
+        one at a time). The worker has loaded a bucket when its call returns; only then is the next packed."""
+        from rlvr import sync
+
+        start = time.perf_counter()
+        uuid = sync.device_uuid(self.engine.device)
+        for bucket, buf in sync.buckets(self.engine.iter_full_weights(0, device=self.engine.device), bucket_bytes,
+                                        self.engine.device):
+            ray.get(worker.load_ipc_bucket.remote(sync.ipc_handle(buf), bucket, uuid, version))
+            del buf
+            torch.cuda.ipc_collect()  # the worker has let go of the bucket: its memory can be reused
+        return time.perf_counter() - start
 
     def weight_metas(self) -> list | None:
         from rlvr import sync

@@ -79,6 +79,7 @@ class RolloutConfig:
     stop: List[str] = field(default_factory=list)
     num_workers: int = 1
     kv_cache_gb: float = 1.0           # CPU KV-cache space per worker
+    cpu_threads: int = 2               # CPU only: torch threads of each vLLM worker
     gpu_memory_utilization: float = 0.5
     max_model_len: Optional[int] = None
     enforce_eager: bool = True
@@ -246,7 +247,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("data.prompts_per_step", "rollout.n", "rollout.max_tokens", "rollout.num_workers",
                 "trainer.num_ranks", "trainer.micro_batch_size", "optim.lr", "verifier.workers",
                 "verifier.timeout_s", "verifier.max_chars", "algorithm.ppo_epochs", "algorithm.mini_batches",
-                "algorithm.max_gen_batches", "cluster.cpus_per_actor", "rollout.eval_n", "trainer.max_nonfinite_steps"):
+                "algorithm.max_gen_batches", "cluster.cpus_per_actor", "rollout.eval_n", "trainer.max_nonfinite_steps",
+                "rollout.cpu_threads"):
         _positive(cfg, key)
     for key in ("trainer.total_steps", "trainer.save_every", "eval.every_steps", "trainer.token_budget",
                 "rollout.temperature", "optim.weight_decay", "optim.warmup_steps", "model.warmstart.steps",

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP = {"ppo"}  # needs a critic
+SKIP: set[str] = set()
 
 
 def presets() -> list[str]:
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/compare")
-    parser.add_argument("--presets", default=None, help="comma-separated keys (default: all but ppo)")
+    parser.add_argument("--presets", default=None, help="comma-separated keys (default: all)")
     parser.add_argument("--report-only", action="store_true", help="only read finished runs")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()

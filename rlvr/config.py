@@ -6,6 +6,7 @@ with one line that names the key. The YAML files under `configs/` only fill thes
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -174,6 +175,7 @@ class LoggerConfig:
     backends: List[str] = field(default_factory=lambda: ["jsonl", "wandb"])
     wandb: WandbConfig = field(default_factory=WandbConfig)
     progress: bool = True
+    samples_every: int = 10            # a W&B table of sample completions with rewards every k steps (0: never)
 
 
 @dataclass
@@ -251,8 +253,8 @@ def validate(cfg: DictConfig) -> None:
                 "rollout.cpu_threads"):
         _positive(cfg, key)
     for key in ("trainer.total_steps", "trainer.save_every", "eval.every_steps", "trainer.token_budget",
-                "rollout.temperature", "optim.weight_decay", "optim.warmup_steps", "model.warmstart.steps",
-                "data.eval_size", "trainer.grad_clip", "trainer.keep_checkpoints"):
+                "rollout.temperature", "logger.samples_every", "optim.weight_decay", "optim.warmup_steps",
+                "model.warmstart.steps", "data.eval_size", "trainer.grad_clip", "trainer.keep_checkpoints"):
         _positive(cfg, key, allow_zero=True)
     _check(0 < cfg.rollout.top_p <= 1, "rollout.top_p", cfg.rollout.top_p, "must be in (0, 1]")
     _one_of(cfg, "trainer.zero_stage", (0, 1, 2, 3))
@@ -289,18 +291,27 @@ def validate(cfg: DictConfig) -> None:
            f"must divide data.prompts_per_step * rollout.n = {samples}")
     for key in ("data.train_path", "data.eval_path"):
         path = OmegaConf.select(cfg, key)
-        if path and _looks_local(path):
+        if path and not path.startswith("reasoning_gym:") and _looks_local(path):
             _check(Path(path).exists(), key, path, "file not found")
-    if cfg.model.path and _looks_local(cfg.model.path):
+    from rlvr.models.catalog import is_catalog_name
+
+    if cfg.model.path and not is_catalog_name(cfg.model.path) and _looks_local(cfg.model.path):
         _check((Path(cfg.model.path) / "config.json").exists(), "model.path", cfg.model.path,
                "not an HF model directory (no config.json)")
     _validate_algorithm(cfg)
 
 
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
 def _looks_local(path: str) -> bool:
-    """Hub names look like 'org/name'; anything with a file suffix, or that exists, is local."""
-    p = Path(path)
-    return p.exists() or p.is_absolute() or path.startswith(".") or p.suffix != ""
+    """Hub names look like 'org/name' (dots allowed: 'Qwen/Qwen2.5-Math-1.5B'); a path that exists, is
+    absolute, starts with '.' or '~', has a data-file suffix, or is not org/name is local."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_absolute() or path.startswith((".", "~")) or p.suffix.lower() in (".jsonl", ".json",
+                                                                                              ".parquet"):
+        return True
+    return not _HUB_NAME.fullmatch(path)
 
 
 def _validate_algorithm(cfg: DictConfig) -> None:

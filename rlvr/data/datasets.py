@@ -116,13 +116,17 @@ def load_problem_set(
     of problems returned (reading stops once it is reached).
     """
     _check_options(format, on_bad_row, limit)
+    if isinstance(path, str) and path.startswith("reasoning_gym:"):  # generated offline: see reasoning_gym.py
+        from rlvr.data.reasoning_gym import generate
+
+        return ProblemSet(problems=generate(path, split, limit=limit), format="plain", source=path)
     dataset, source = _open(path, split, subset)
     columns = list(dataset.column_names)
     fmt = _detect_format(dataset, columns, answer_key) if format == "auto" else format
     prompt_field = prompt_key or _first_present(PROMPT_CANDIDATES[fmt], columns)
     answer_fields = [answer_key] if answer_key else _default_answer_fields(fmt, columns)
-    _require_columns(source, columns, [prompt_field], "prompt_key")
-    _require_columns(source, columns, answer_fields, "answer_key")
+    _require_columns(source, columns, [_column(prompt_field, columns)], "prompt_key")
+    _require_columns(source, columns, [_column(name, columns) for name in answer_fields], "answer_key")
 
     result = ProblemSet(problems=[], format=fmt, source=source)
     for row_number, row in enumerate(dataset, start=1):
@@ -202,6 +206,12 @@ def _default_answer_fields(fmt: str, columns: list[str]) -> list[str]:
     return present or ["answer"]
 
 
+def _column(name: str, columns: list[str]) -> str:
+    """The top-level column a (possibly dotted, nested) field name reads: ``reward_model.ground_truth``
+    reads ``reward_model``; a column whose own name has a dot is taken as is."""
+    return name if name in columns else name.split(".")[0]
+
+
 def _require_columns(source: str, columns: list[str], names: list[str], option: str) -> None:
     for name in names:
         if name not in columns:
@@ -221,8 +231,29 @@ def _parse_row(row: dict, fmt: str, prompt_field: str, answer_fields: list[str],
     return {"prompt": prompt, "answer": answer}
 
 
+def _lookup(row: dict, name: str):
+    """A field by name; a dotted name reaches into nested fields (verl rows: ``reward_model.ground_truth``)."""
+    if name in row:
+        return row[name]
+    value = row
+    for part in name.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _chat_text(value):
+    """A chat-message list (verl rows: ``prompt: [{"role": "user", "content": ...}]``) -> the content of
+    its last user message; any other value unchanged."""
+    if isinstance(value, list) and value and all(isinstance(m, dict) and "content" in m for m in value):
+        users = [m for m in value if m.get("role", "user") == "user"]
+        return (users or value)[-1]["content"]
+    return value
+
+
 def _string_field(row: dict, name: str, where: str) -> str:
-    value = row.get(name)
+    value = _chat_text(_lookup(row, name))
     if value is None:
         raise ValueError(f"{where}:{name}: missing")
     if not isinstance(value, str):

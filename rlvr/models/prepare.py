@@ -1,4 +1,5 @@
-"""The model a run starts from: a user's checkpoint as is, or the tiny model, built and warm-started
+"""The model a run starts from: a user's checkpoint as is, a catalog model (`model.path: smollm2-135m`,
+converted once into `cache_dir/models/<name>`, see catalog.py), or the tiny model, built and warm-started
 once and cached under `cache_dir/models/<key of its config>`."""
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from pathlib import Path
 
 def prepare_model(model_cfg: dict, problems: list[dict], *, cache_dir: str, seed: int, log=print) -> str:
     if model_cfg.get("path"):
+        from rlvr.models.catalog import ensure_model, is_catalog_name
+
+        if is_catalog_name(model_cfg["path"]):  # a pretrained model's warm start is not ours to do
+            return ensure_model(model_cfg["path"], cache_dir, log=log)
         return model_cfg["path"]
     spec = {"tiny": model_cfg["tiny"], "warmstart": model_cfg["warmstart"], "seed": seed,
             "problems": hashlib.sha256(json.dumps(problems, sort_keys=True).encode()).hexdigest()}

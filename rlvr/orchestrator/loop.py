@@ -162,6 +162,7 @@ class Loop:
         t0 = time.perf_counter()
         # 1-3. prompts -> n samples each -> verified rewards (DAPO: keep only informative groups)
         groups, info = self.next_groups(step)
+        self.last_groups = groups
         sleep_s = self.rollouts.sleep() if self.ahead is None else 0.0  # colocated GPUs: the trainer's turn
         batch, rewards = to_batch(groups, self.run.tokenizer.pad_token_id)
         # 4. pi_old (and pi_ref) from the trainer, then advantages
@@ -236,6 +237,12 @@ class Loop:
 
     def after_step(self, done: int) -> None:
         trainer = self.cfg["trainer"]
+        k = self.cfg["logger"]["samples_every"]
+        if k and done % k == 0 and getattr(self, "last_groups", None):
+            rows = [[g.problem["prompt"], s.text, r, res.reason, s.version]
+                    for g in self.last_groups[:4] for s, r, res in zip(g.samples, g.rewards, g.results)][:16]
+            self.run.tracker.log_table(done, "rollout/samples", ["prompt", "response", "reward", "reason", "version"],
+                                       rows)
         every = self.cfg["eval"]["every_steps"]
         if every and done % every == 0:
             ev = self.evaluate()

@@ -99,7 +99,12 @@ def load_problem_sets(cfg: dict) -> tuple[list[dict], list[dict], list[dict]]:
 
     data = cfg["data"]
     gen = data["generated"]
-    if data["train_path"]:
+    if str(data["train_path"] or "").startswith("reasoning_gym:"):  # generated offline, held-out disjoint
+        from rlvr.data.reasoning_gym import load_train_heldout
+
+        train, heldout = load_train_heldout(data["train_path"], data["eval_path"], train_split=data["train_split"],
+                                            eval_split=data["eval_split"])
+    elif data["train_path"]:
         kwargs = dict(prompt_key=data["prompt_key"], answer_key=data["answer_key"], format=data["format"],
                       on_bad_row=data["on_bad_row"], subset=data["subset"])
         train = load_problems(data["train_path"], split=data["train_split"], **kwargs)

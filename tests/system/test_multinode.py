@@ -70,6 +70,8 @@ class TwoNodeCluster:
         env = dict(os.environ, **self.env, RAY_NODE_IP=ip, RAY_PORT=str(self.port),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         env.pop("RAY_ADDRESS", None)
+        # an in-process local Ray (start_ray, earlier tests) sets this to 0, which forbids joining a head
+        env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
         log = open(self.dir / f"{name}.log", "w")
         proc = subprocess.Popen(["bash", *cmd, "--block", f"--temp-dir={self.dir / name}", "--num-cpus=1",
                                  f"--resources={json.dumps({f'rlvr_{name}': 1})}", "--object-store-memory=200000000",
@@ -143,6 +145,7 @@ def train_on(cluster: TwoNodeCluster, monkeypatch, out: Path, cache_dir: Path, *
     for key, value in cluster.env.items():  # the driver needs the cluster's token
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
     t0 = time.perf_counter()
     proc = run_train(out, cache_dir, f"cluster.address={cluster.address}", "rollout.num_workers=2",
                      "trainer.num_ranks=2", "trainer.check_weight_sync=true", *overrides, check=False)

@@ -65,6 +65,7 @@ class DataConfig:
     eval_split: str = "test"
     template: str = "plain"            # plain | boxed_instruction | chat
     system_prompt: Optional[str] = None
+    instruction: Optional[str] = None  # after the question (boxed_instruction, chat); None: the \boxed{} one
     prompts_per_step: int = 32
     eval_size: int = 200               # held-out problems scored before and after RL (0: all)
     on_bad_row: str = "error"          # error | skip
@@ -276,6 +277,10 @@ def validate(cfg: DictConfig) -> None:
     _one_of(cfg, "model.dtype", ("float32", "bfloat16"))
     _one_of(cfg, "data.format", ("auto", "gsm8k", "math", "plain"))
     _one_of(cfg, "data.template", ("plain", "boxed_instruction", "chat"))
+    _check(cfg.data.system_prompt is None or cfg.data.template == "chat", "data.system_prompt",
+           cfg.data.system_prompt, "needs data.template=chat")
+    _check(cfg.data.instruction is None or cfg.data.template != "plain", "data.instruction", cfg.data.instruction,
+           "needs data.template=boxed_instruction or chat")
     _one_of(cfg, "data.on_bad_row", ("error", "skip"))
     _one_of(cfg, "verifier.mode", ("inline", "process", "ray", "http"))
     _one_of(cfg, "verifier.answer_format", ("auto", "boxed", "answer_line", "gsm8k"))

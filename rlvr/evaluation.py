@@ -56,6 +56,7 @@ class EvalDataConfig:
     format: str = "auto"                   # auto | gsm8k | math | plain
     template: str = "plain"                # plain | boxed_instruction | chat
     system_prompt: str | None = None       # chat template only
+    instruction: str | None = None         # boxed_instruction and chat: replaces the \boxed{} instruction
     limit: int | None = None               # the first N problems
     on_bad_row: str = "error"              # error | skip
     split: str = "test"                    # hub datasets only
@@ -146,6 +147,8 @@ def validate(cfg: EvalConfig) -> None:
             raise EvalError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
     if cfg.data.system_prompt is not None and cfg.data.template != "chat":
         raise EvalError("data.system_prompt needs data.template=chat")
+    if cfg.data.instruction is not None and cfg.data.template == "plain":
+        raise EvalError("data.instruction needs data.template=boxed_instruction or chat")
     if cfg.verifier.workers < 1 or cfg.verifier.timeout_s <= 0:
         raise EvalError("verifier.workers must be >= 1 and verifier.timeout_s > 0")
     if cfg.verifier.mode == "http" and not cfg.verifier.url:
@@ -367,7 +370,8 @@ def _run(cfg: EvalConfig, engine, model_dir: str, problems: list[dict], out_dir:
 
     try:
         prompt_ids = tokenize_prompts(engine.tokenizer, problems,
-                                      {"template": cfg.data.template, "system_prompt": cfg.data.system_prompt})
+                                      {"template": cfg.data.template, "system_prompt": cfg.data.system_prompt,
+                                       "instruction": cfg.data.instruction})
     except ValueError as err:  # e.g. the chat template on a tokenizer without one
         raise EvalError(str(err).splitlines()[0]) from None
     greedy = cfg.temperature == 0

@@ -88,6 +88,12 @@ class Tracker:
             print(f"[rlvr] step {step}/{self.total_steps} {values}", flush=True)
 
     def log_table(self, step: int, name: str, columns: list[str], rows: list[list]) -> None:
+        """A W&B table; with the jsonl backend also one line per row in `completions.jsonl` (for people
+        without W&B: `{"step", "table", <column>: value, ...}`)."""
+        if self.jsonl:
+            with open(self.dir / "completions.jsonl", "a") as f:
+                for row in rows:
+                    f.write(json.dumps({"step": step, "table": name, **dict(zip(columns, map(_plain, row)))}) + "\n")
         if self.wandb is None:
             return
         import wandb

@@ -12,7 +12,8 @@ _MISSING = object()
 
 
 def format_prompt(
-    problem_text: str, template: str = "plain", tokenizer=None, system: str | None = None
+    problem_text: str, template: str = "plain", tokenizer=None, system: str | None = None,
+    instruction: str | None = None,
 ) -> str:
     """Render ``problem_text`` with ``template``.
 
@@ -23,8 +24,10 @@ def format_prompt(
       message and a user message (question + instruction), with the
       generation prompt appended, for real instruct models.
 
-    ``system`` is only meaningful for ``chat``; passing it with another
-    template raises ``ValueError`` rather than being silently dropped.
+    ``instruction`` replaces ``BOXED_INSTRUCTION`` (e.g. a shorter answer
+    format for a small model). ``system`` is only meaningful for ``chat`` and
+    ``instruction`` not for ``plain``; either one passed where it means nothing
+    raises ``ValueError`` rather than being silently dropped.
     """
     if template not in PROMPT_TEMPLATES:
         raise ValueError(
@@ -33,13 +36,16 @@ def format_prompt(
     if template != "chat" and system is not None:
         raise ValueError(f"system prompt is only supported by the 'chat' template, not {template!r}")
     if template == "plain":
+        if instruction is not None:
+            raise ValueError("an instruction needs the 'boxed_instruction' or 'chat' template, not 'plain'")
         return problem_text + "\n"
+    instruction = BOXED_INSTRUCTION if instruction is None else instruction
     if template == "boxed_instruction":
-        return f"{problem_text}\n{BOXED_INSTRUCTION}\n"
-    return _chat_prompt(problem_text, tokenizer, system)
+        return f"{problem_text}\n{instruction}\n"
+    return _chat_prompt(problem_text, tokenizer, system, instruction)
 
 
-def _chat_prompt(problem_text: str, tokenizer, system: str | None) -> str:
+def _chat_prompt(problem_text: str, tokenizer, system: str | None, instruction: str) -> str:
     if tokenizer is None:
         raise ValueError("the 'chat' template needs a tokenizer (with a chat template)")
     # transformers raises a vague error deep inside when the template is
@@ -52,5 +58,5 @@ def _chat_prompt(problem_text: str, tokenizer, system: str | None) -> str:
     messages = []
     if system is not None:
         messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": f"{problem_text}\n{BOXED_INSTRUCTION}"})
+    messages.append({"role": "user", "content": f"{problem_text}\n{instruction}"})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

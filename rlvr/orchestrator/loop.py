@@ -228,11 +228,11 @@ class Loop:
         return groups, info
 
     def _guard_nonfinite(self, metrics: dict, step: int) -> None:
-        """Steps with a non-finite loss are skipped by the trainer; too many in a row stop the run."""
+        """Steps with a non-finite loss or gradient are skipped by the trainer; too many in a row stop the run."""
         self.nonfinite_in_row = self.nonfinite_in_row + 1 if metrics.get("train/nonfinite_skipped_steps") else 0
         limit = self.cfg["trainer"]["max_nonfinite_steps"]
         if self.nonfinite_in_row >= limit:
-            raise RuntimeError(f"non-finite loss in {limit} steps in a row (last: step {step + 1}); stopping. "
+            raise RuntimeError(f"non-finite loss or gradient in {limit} steps in a row (last: step {step + 1}); stopping. "
                                "Resume from the last checkpoint with resume=auto after fixing the cause.")
 
     def after_step(self, done: int) -> None:

@@ -31,8 +31,8 @@ def tokenize_prompts(tokenizer, problems: list[dict], data_cfg: dict) -> list[li
     from rlvr.data import format_prompt
 
     chat = data_cfg["template"] == "chat"
-    texts = [format_prompt(p["prompt"], data_cfg["template"], tokenizer=tokenizer, system=data_cfg.get("system_prompt"))
-             for p in problems]
+    texts = [format_prompt(p["prompt"], data_cfg["template"], tokenizer=tokenizer, system=data_cfg.get("system_prompt"),
+                           instruction=data_cfg.get("instruction")) for p in problems]
     return [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
 
 

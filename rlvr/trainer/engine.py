@@ -9,6 +9,7 @@ multiplied by the world size to undo DeepSpeed's gradient averaging across ranks
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -226,7 +227,7 @@ class TrainEngine:
             for mb in micro:
                 real_tokens, slots = real_tokens + mb.padded_slots[0], slots + mb.padded_slots[1]
             micro += [None] * (steps - len(micro))
-            poisoned = False  # a non-finite loss on any rank: this optimizer step is skipped everywhere
+            poisoned = False  # a non-finite loss (or gradient) on any rank: this optimizer step is skipped everywhere
             for i, mb in enumerate(micro):
                 self.engine.set_gradient_accumulation_boundary(i == steps - 1)
                 real = not poisoned and mb is not None and mb.num_tokens > 0
@@ -245,7 +246,7 @@ class TrainEngine:
                         sums[k] = sums.get(k, 0.0) + float(v) * tokens
                         weights[k] = weights.get(k, 0.0) + tokens
                 self.engine.backward(loss * self.world_size, scale_wrt_gas=False)
-            self._step(skip=poisoned)
+            poisoned = self._step(skip=poisoned)
             skipped += int(poisoned)
             norm = self.engine.get_global_grad_norm()
             if norm is not None and not poisoned:
@@ -270,12 +271,20 @@ class TrainEngine:
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
-    def _step(self, skip: bool) -> None:
+    def _step(self, skip: bool) -> bool:
         """An optimizer step; a skipped one runs with lr 0 so DeepSpeed's bookkeeping stays in step
-        on every rank while the weights stay exactly as they were."""
+        on every rank while the weights stay exactly as they were. Returns whether it was skipped:
+        asked to, or because a gradient was non-finite with a finite loss (ZeRO 1-3 then drop the step
+        themselves and report an infinite norm; without ZeRO the gradients are checked here)."""
+        if not skip and self.zero_stage == 0:
+            skip = self._any_rank(any(p.grad is not None and not torch.isfinite(p.grad).all()
+                                      for p in self.engine.module.parameters()))
+            if skip:
+                self.engine.zero_grad()
         if not skip:
             self.engine.step()
-            return
+            norm = self.engine.get_global_grad_norm()
+            return norm is not None and not math.isfinite(float(norm))
         saved = [g["lr"] for g in self.optimizer.param_groups]
         for g in self.optimizer.param_groups:
             g["lr"] = 0.0
@@ -283,6 +292,7 @@ class TrainEngine:
         scheduled = self.scheduler.get_last_lr() if self.scheduler is not None else saved
         for g, lr in zip(self.optimizer.param_groups, scheduled):
             g["lr"] = lr
+        return True
 
     def _idle_loss(self) -> torch.Tensor:
         """A zero loss through the model, for a rank with nothing left to do in this mini-batch."""

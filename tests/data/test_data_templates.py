@@ -29,6 +29,14 @@ def test_boxed_instruction():
     assert BOXED_INSTRUCTION in expected
 
 
+def test_instruction_replaces_the_boxed_one():
+    assert format_prompt("Q?", template="boxed_instruction", instruction="Answer: N") == "Q?\nAnswer: N\n"
+    chat = format_prompt("Q?", template="chat", tokenizer=tiny_tokenizer(), instruction="Answer: N")
+    assert chat == "<|user|>Q?\nAnswer: N\n<|assistant|>"
+    with pytest.raises(ValueError, match="instruction"):
+        format_prompt("Q?", template="plain", instruction="Answer: N")
+
+
 def test_chat_with_real_tokenizer():
     prompt = format_prompt("What is 1+1?", template="chat", tokenizer=tiny_tokenizer())
     assert prompt == f"<|user|>What is 1+1?\n{BOXED_INSTRUCTION}\n<|assistant|>"

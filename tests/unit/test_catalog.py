@@ -171,14 +171,15 @@ def test_recipe_composes_to_the_measured_values(tmp_path):
     cfg = compose([f"output_dir={tmp_path}", "experiment=smollm2-135m-arith"])
     assert cfg["model"]["path"] == "smollm2-135m" and cfg["model"]["warmstart"]["steps"] == 0
     assert cfg["data"]["train_path"].startswith("reasoning_gym:basic_arithmetic")
-    assert cfg["data"]["eval_path"] is None and cfg["data"]["template"] == "chat"
+    assert cfg["data"]["eval_path"].startswith("reasoning_gym:basic_arithmetic") and cfg["data"]["template"] == "chat"
     assert cfg["algorithm"]["name"] == "grpo"
     expected = {
         "model.dtype": "float32",
-        "data.prompts_per_step": 8, "data.eval_size": 100, "data.system_prompt": None,
+        "data.prompts_per_step": 8, "data.eval_size": 0, "data.system_prompt": None,
+        "data.instruction": "Write the equation with its result, then a last line: Answer: <result>",
         "rollout.n": 8, "rollout.max_tokens": 48, "rollout.temperature": 0.8, "rollout.eval_temperature": 0.8,
-        "rollout.eval_n": 4, "trainer.total_steps": 16, "trainer.num_ranks": 2, "trainer.zero_stage": 2,
-        "trainer.micro_batch_size": 32, "optim.lr": 1.0e-5, "algorithm.reward": "format",
+        "rollout.eval_n": 4, "trainer.total_steps": 20, "trainer.num_ranks": 2, "trainer.zero_stage": 2,
+        "trainer.micro_batch_size": 32, "optim.lr": 3.0e-5, "algorithm.reward": "format",
         "verifier.format_weight": 0.2,
     }
     for key, value in expected.items():

@@ -28,6 +28,8 @@ def test_default_config_composes_and_validates(tmp_path):
     ("rollout.source=offline", "rollout.offline_path"),
     ("orchestrator.mode=later", "orchestrator.mode"),
     ("verifier.mode=http", "verifier.url"),
+    ("data.instruction=Answer.", "data.instruction"),          # the plain template has no instruction
+    ("data.system_prompt=Hi", "data.system_prompt"),           # only the chat template has a system message
 ])
 def test_bad_values_name_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError) as err:

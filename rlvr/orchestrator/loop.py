@@ -232,8 +232,8 @@ class Loop:
         self.nonfinite_in_row = self.nonfinite_in_row + 1 if metrics.get("train/nonfinite_skipped_steps") else 0
         limit = self.cfg["trainer"]["max_nonfinite_steps"]
         if self.nonfinite_in_row >= limit:
-            raise RuntimeError(f"non-finite loss or gradient in {limit} steps in a row (last: step {step + 1}); stopping. "
-                               "Resume from the last checkpoint with resume=auto after fixing the cause.")
+            raise RuntimeError(f"non-finite loss or gradient in {limit} steps in a row (last: step {step + 1}); "
+                               "stopping. Resume from the last checkpoint with resume=auto after fixing the cause.")
 
     def after_step(self, done: int) -> None:
         trainer = self.cfg["trainer"]

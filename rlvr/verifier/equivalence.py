@@ -7,6 +7,12 @@ limit one level up (the worker process is killed; see ``pool.py``).
 Both strings go through ``math_verify.parse`` (LaTeX first, then plain expressions), then
 ``math_verify.verify(gold, pred)``: numbers (thousands separators, decimals), fractions,
 percentages, LaTeX, sets, intervals, equations and relations, matrices; text units are stripped.
+
+One rule on top: when the gold answer is a plain number, the answer must be a number too, never the
+arithmetic that leads to it. math-verify evaluates "9 + 9" to 18, and a policy trained against that
+learns to restate the question ("The answer is: 9 + 9"), which is measured here, not hypothetical.
+Fractions (1/2, \frac{1}{2}), powers of ten and scientific notation (10^3, 1.5 \times 10^3)
+stay final forms.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ _UNITS = (
     "cm|mm|km|kg|grams?|kilograms?|pounds?|lbs?|ounces?|liters?|litres?|ml|gallons?|hours?|hrs?|"
     "minutes?|mins?|seconds?|secs?|days?|weeks?|months?|years?|degrees?|units?|points?|ways"
 )
+_PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)$")
+# a digit, an operator, a digit: "9 + 9", "3*4", "2^{3}", "6 \times 7" (not "-4", "1/2", "1.5 \times 10^3")
+_ARITHMETIC = re.compile(r"\d\s*[)}]*\s*(?:[-+*^×÷·]|\\times|\\cdot|\\div)\s*[({]*\s*-?\d")
+_SCIENTIFIC = re.compile(r"(?:\s*(?:\\times|\\cdot|[×*·])\s*|(?<![\d.]))10\s*\^\s*\{?\s*[-+]?\d+\s*\}?")
 _TRAILING_UNIT = re.compile(
     rf"(?<=[\d}}])\s*(?:(?:square|sq|cubic)\s+)?\b(?:{_UNITS})\b(?:\^?\{{?[23]\}}?|²|³)?\.?\s*$", re.IGNORECASE
 )
@@ -84,6 +94,8 @@ def answers_equivalent(gold: str, pred: str) -> bool:
         return True
     if len(_PRIME.findall(gold)) != len(_PRIME.findall(pred)):  # math-verify 0.9 drops primes: f'(x) == f(x)
         return False
+    if _PLAIN_NUMBER.match(_canon(gold)) and _ARITHMETIC.search(_SCIENTIFIC.sub("", _prepare(pred))):
+        return False  # unevaluated arithmetic for a numeric answer (see the module docstring)
     mv, _ = _mv()
     g = parse_answer(gold)
     p = parse_answer(pred)

@@ -178,7 +178,7 @@ def test_recipe_composes_to_the_measured_values(tmp_path):
         "data.prompts_per_step": 8, "data.eval_size": 0, "data.system_prompt": None,
         "data.instruction": "Write the equation with its result, then a last line: Answer: <result>",
         "rollout.n": 8, "rollout.max_tokens": 48, "rollout.temperature": 0.8, "rollout.eval_temperature": 0.8,
-        "rollout.eval_n": 4, "trainer.total_steps": 20, "trainer.num_ranks": 2, "trainer.zero_stage": 2,
+        "rollout.eval_n": 4, "trainer.total_steps": 16, "trainer.num_ranks": 2, "trainer.zero_stage": 2,
         "trainer.micro_batch_size": 32, "optim.lr": 3.0e-5, "algorithm.reward": "format",
         "verifier.format_weight": 0.2,
     }

@@ -1,4 +1,6 @@
-"""Hostile inputs for the verifier: each must come back as timeout / too_long / error within its limit.
+"""Hostile inputs for the verifier: each must come back as timeout / too_long / error within its limit
+(or `wrong` when a cheap rule refuses it before any computation: unevaluated arithmetic such as
+(10^{10})^{10^{10}} for a numeric gold answer; see rlvr/verifier/equivalence.py).
 
 Built in code (megabyte strings and lone surrogates do not belong in a data file). Each entry is
 (name, response, gold). Sizes assume ``max_chars=20000``.
@@ -7,7 +9,7 @@ Built in code (megabyte strings and lone surrogates do not belong in a data file
 from __future__ import annotations
 
 MB = 1024 * 1024
-HOSTILE_REASONS = {"timeout", "too_long", "error"}
+HOSTILE_REASONS = {"timeout", "too_long", "error", "wrong"}
 
 
 def B(s: str) -> str:

@@ -21,7 +21,7 @@ LINES = [
     "",
     json.dumps({"id": 7, "response": "The answer is 3", "gold": "4"}),
     json.dumps({"id": 8, "response": 5, "gold": "5"}),  # not a string
-    json.dumps({"id": 9, "response": "\\boxed{\\Gamma(10^{7})}", "gold": "1"}),  # hangs -> timeout
+    json.dumps({"id": 9, "response": "\\boxed{\\Gamma(10000000)}", "gold": "1"}),  # hangs -> timeout
     json.dumps({"id": 10, "response": "\ud800 \\boxed{1}", "gold": "1"}),  # lone surrogate (escaped in JSON)
     json.dumps({"id": 11, "response": "The answer is 3", "gold": "3"}),
 ]

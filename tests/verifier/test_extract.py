@@ -95,3 +95,17 @@ def test_a_final_box_is_always_found(prefix, answer):
     for tag in ("\\boxed", "\\fbox", "</think>", "<think>"):
         prefix = prefix.replace(tag, "")
     assert extract_answer(prefix + " \\boxed{" + answer + "}", "boxed", strict=True) == answer
+
+
+@pytest.mark.parametrize("gold,pred,same", [
+    ("18", "9 + 9", False), ("-1", "6 - 7", False), ("8", "2^3", False), ("42", "6 \\times 7", False),
+    ("12", "(3+1)\\cdot 3", False), ("2", "2 - 0", False),
+    ("18", "18", True), ("-4", "-4", True), ("0.5", "1/2", True), ("0.5", "\\frac{1}{2}", True),
+    ("1500", "1.5 \\times 10^3", True), ("1000", "10^3", True), ("1000", "1,000", True), ("7", "7 dollars", True),
+    ("x+1", "1+x", True),  # the rule is for numeric gold answers only
+])
+def test_numeric_gold_needs_an_evaluated_answer(gold, pred, same):
+    """A policy rewarded for "The answer is: 9 + 9" learns to restate the question (measured on SmolLM2)."""
+    from rlvr.verifier.equivalence import answers_equivalent
+
+    assert answers_equivalent(gold, pred) is same

@@ -277,10 +277,11 @@ class TrainEngine:
         asked to, or because a gradient was non-finite with a finite loss (ZeRO 1-3 then drop the step
         themselves and report an infinite norm; without ZeRO the gradients are checked here)."""
         if not skip and self.zero_stage == 0:
-            skip = self._any_rank(any(p.grad is not None and not torch.isfinite(p.grad).all()
-                                      for p in self.engine.module.parameters()))
-            if skip:
-                self.engine.zero_grad()
+            grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+            skip = self._any_rank(any(not torch.isfinite(g).all() for g in grads))
+            if skip:  # zeroed in place: DeepSpeed's gradient clipping needs the tensors to exist
+                for g in grads:
+                    g.zero_()
         if not skip:
             self.engine.step()
             norm = self.engine.get_global_grad_norm()

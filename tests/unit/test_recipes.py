@@ -73,7 +73,7 @@ RECIPES = {
     "smollm2-135m-arith": {  # a CPU recipe: the real pretrained model on a 2-core machine
         "model.path": "smollm2-135m", "model.dtype": "float32", "algorithm.name": "grpo", "cluster.gpus_per_actor": 0.0,
         "data.prompts_per_step": 8, "rollout.n": 8, "algorithm.mini_batches": 2, "rollout.max_tokens": 48,
-        "optim.lr": 1e-5, "trainer.num_ranks": 2, "rollout.num_workers": 1,
+        "optim.lr": 3e-5, "trainer.num_ranks": 2, "rollout.num_workers": 1,
     },
     "qwen3-4b-offline-pg": {
         **GPU, **DAPO_DATA, "model.path": "Qwen/Qwen3-4B-Base", "rollout.source": "offline",

@@ -369,9 +369,7 @@ def _run(cfg: EvalConfig, engine, model_dir: str, problems: list[dict], out_dir:
     from rlvr.verifier import make_verifier
 
     try:
-        prompt_ids = tokenize_prompts(engine.tokenizer, problems,
-                                      {"template": cfg.data.template, "system_prompt": cfg.data.system_prompt,
-                                       "instruction": cfg.data.instruction})
+        prompt_ids = tokenize_prompts(engine.tokenizer, problems, vars(cfg.data))  # template, system_prompt, instruction
     except ValueError as err:  # e.g. the chat template on a tokenizer without one
         raise EvalError(str(err).splitlines()[0]) from None
     greedy = cfg.temperature == 0

@@ -369,7 +369,7 @@ def _run(cfg: EvalConfig, engine, model_dir: str, problems: list[dict], out_dir:
     from rlvr.verifier import make_verifier
 
     try:
-        prompt_ids = tokenize_prompts(engine.tokenizer, problems, vars(cfg.data))  # template, system_prompt, instruction
+        prompt_ids = tokenize_prompts(engine.tokenizer, problems, vars(cfg.data))  # template, system, instruction
     except ValueError as err:  # e.g. the chat template on a tokenizer without one
         raise EvalError(str(err).splitlines()[0]) from None
     greedy = cfg.temperature == 0

@@ -149,7 +149,7 @@ def _sample_to_parquet(cfg, engine, problems: list[dict], path: Path, settings: 
     from rlvr.verifier import make_verifier
 
     try:
-        prompt_ids = tokenize_prompts(engine.tokenizer, problems, vars(cfg.data))  # template, system_prompt, instruction
+        prompt_ids = tokenize_prompts(engine.tokenizer, problems, vars(cfg.data))  # template, system, instruction
     except ValueError as err:  # e.g. the chat template on a tokenizer without one
         raise EvalError(str(err).splitlines()[0]) from None
     stats = {"n_samples": 0, "correct": 0, "tokens": 0, "truncated": 0, "generate_s": 0.0, "verify_s": 0.0}

@@ -1,10 +1,13 @@
 """Step-time benchmark: where an RL step's time goes, against the engines alone.
 
 Runs the default job's model through the real loop for --steps steps in sync mode, then --steps more in
-async mode (orchestrator.mode=async, max_staleness 1) on the same workers, then, in the same run and on
-the same prompts and batch, times vLLM generating alone and the DeepSpeed ranks training alone. Prints a
+async mode (orchestrator.mode=async, max_staleness 1) on the same workers. The engine-only figures are
+the same work, measured in the same run right after each sync step: the DeepSpeed ranks recompute
+log-probs and train on that step's own batch alone, and vLLM generates that step's prompts with that
+step's seed alone (its prefix cache emptied first, as after every weight sync in the loop). Prints a
 table and writes --json with `sync_ratio` = sync step / (generate + train, engine-only), `async_ratio` =
-async step / max(generate, train), and `weight_sync_share` = sync / step (sync mode).
+async step / max(generate, train), and `weight_sync_share` = sync / step (sync mode); all are means over
+the steps after --warmup.
 
     python scripts/bench_step.py --steps 10 --json bench_step.json [extra Hydra overrides]
 """
@@ -29,7 +32,6 @@ def main() -> None:
     from rlvr.config import compose
     from rlvr.orchestrator.loop import Loop, start_workers
     from rlvr.orchestrator.setup import RunSetup, algorithm_spec
-    from rlvr.orchestrator.steps import generate_and_score, to_batch
     from rlvr.orchestrator.weight_sync import WeightSync
 
     out = tempfile.mkdtemp(prefix="rlvr-bench-")
@@ -39,7 +41,27 @@ def main() -> None:
     trainers, rollouts, placement = start_workers(cfg, run)
     sync = WeightSync(cfg["trainer"]["weight_sync"], trainers, rollouts, placement)
     loop = Loop(cfg, run, trainers, rollouts, sync)
-    steps = [loop.step(i) for i in range(args.steps)]
+    # sync steps, each followed by the engines alone on its own work: the DeepSpeed ranks recompute
+    # log-probs and train on the step's batch (same shapes, so the same work; this is a second update
+    # on that batch, then synced so vLLM and trainer agree again, the sync also emptying vLLM's prefix
+    # cache as in the loop), and vLLM generates the step's prompts with the step's seed
+    spec = algorithm_spec(cfg["algorithm"], cfg["rollout"], loop.dcmdp)
+    steps, gen_alone, train_alone, gen_tokens, train_tokens = [], [], [], [], []
+    for i in range(args.steps):
+        steps.append(loop.step(i))
+        batch = loop.last_batch
+        t = time.perf_counter()
+        trainers.logprobs(batch, cfg["rollout"]["temperature"])
+        trainers.update(batch, mini_batches=cfg["algorithm"]["mini_batches"], epochs=cfg["algorithm"]["ppo_epochs"],
+                        spec=spec)
+        train_alone.append(time.perf_counter() - t)
+        train_tokens.append(batch.num_tokens)
+        sync(version=i + 1)
+        t = time.perf_counter()
+        samples, _ = rollouts.generate([g.prompt_ids for g in loop.last_groups], loop.step_params(i))
+        gen_alone.append(time.perf_counter() - t)
+        gen_tokens.append((sum(len(s.token_ids) for g in loop.last_groups for s in g.samples),
+                           sum(len(s.token_ids) for s in samples)))
     measured = steps[args.warmup:] or steps
     # the same workers, continued in async mode (the first async step has nothing generated ahead)
     async_cfg = dict(cfg, orchestrator={"mode": "async", "max_staleness": 1},
@@ -52,40 +74,22 @@ def main() -> None:
     def mean(key, of=measured):
         return statistics.mean(m[key] for m in of)
 
-    # the engines alone, on the same work: one prompt batch generated, one batch trained
-    problems = run.sampler.next_batch()
-    prompt_ids = run.prompt_ids(problems)
-    gen_alone, train_alone, tokens = [], [], []
-    for _ in range(3):
-        t = time.perf_counter()
-        rollouts.generate(prompt_ids, dict(loop.params, seed=1))
-        gen_alone.append(time.perf_counter() - t)
-    groups, _ = generate_and_score(rollouts, run.verifier, problems, prompt_ids, dict(loop.params, seed=1),
-                                   loop.reward_cfg)
-    batch, rewards = to_batch(groups, run.tokenizer.pad_token_id)
-    batch, _ = trainers.logprobs(batch, cfg["rollout"]["temperature"])
-    from rlvr import algorithms as A
+    def after_warmup(values):
+        return values[args.warmup:] or values
 
-    batch.advantages = A.compute_advantages(cfg["algorithm"]["advantage"], rewards, batch.group_index,
-                                            mask=batch.response_mask, old_logprobs=batch.old_logprobs,
-                                            ref_logprobs=batch.ref_logprobs, **cfg["algorithm"]["advantage_params"])
-    spec = algorithm_spec(cfg["algorithm"], cfg["rollout"], loop.dcmdp)
-    for _ in range(3):
-        t = time.perf_counter()
-        trainers.logprobs(batch, cfg["rollout"]["temperature"])
-        trainers.update(batch, mini_batches=cfg["algorithm"]["mini_batches"], epochs=cfg["algorithm"]["ppo_epochs"],
-                        spec=spec)
-        train_alone.append(time.perf_counter() - t)
-        tokens.append(batch.num_tokens)
-
-    gen_e, train_e = min(gen_alone), min(train_alone)
+    gen_alone, train_alone = after_warmup(gen_alone), after_warmup(train_alone)
+    loop_tokens, alone_tokens = (sum(x) for x in zip(*after_warmup(gen_tokens)))
+    train_tokens = statistics.mean(after_warmup(train_tokens))
+    gen_e, train_e = statistics.mean(gen_alone), statistics.mean(train_alone)
     phases = {k: mean(f"perf/{k}_s") for k in ("generate", "verify", "logprob", "train", "sync", "step")}
     result = {
         "steps": len(measured), "phases_s": phases, "tokens_per_s": mean("perf/tokens_per_s"),
         "engine_only_s": {"generate": gen_e, "train": train_e},
-        "engine_only_tokens_per_s": {"generate": batch.num_tokens / gen_e, "train": batch.num_tokens / train_e},
+        "engine_only_tokens_per_s": {"generate": alone_tokens / sum(gen_alone), "train": train_tokens / train_e},
+        "generated_tokens": {"loop": loop_tokens, "vllm_alone": alone_tokens},
         "sync_ratio": phases["step"] / (gen_e + train_e),
         "async_step_s": mean("perf/step_s", async_measured), "async_wait_s": mean("perf/wait_s", async_measured),
+        "async_phases_s": {k: mean(f"perf/{k}_s", async_measured) for k in ("wait", "logprob", "train", "sync")},
         "async_ratio": mean("perf/step_s", async_measured) / max(gen_e, train_e),
         "weight_sync_share": phases["sync"] / phases["step"],
     }
@@ -94,6 +98,8 @@ def main() -> None:
         print(f"| {k} | {v:.3f} |")
     print(f"| generate, vLLM alone | {gen_e:.3f} |\n| logprobs + train, DeepSpeed alone | {train_e:.3f} |")
     print(f"| async step (max_staleness 1) | {result['async_step_s']:.3f} |")
+    print("| async: " + ", ".join(f"{k} {v:.3f}" for k, v in result["async_phases_s"].items()) + " | |")
+    print(f"\ngenerated tokens over the measured steps: loop {loop_tokens}, vLLM alone {alone_tokens}")
     print(f"\nsync_ratio {result['sync_ratio']:.2f}   async_ratio {result['async_ratio']:.2f}\n"
           f"weight_sync_share {result['weight_sync_share']:.3f}   "
           f"tokens/s {result['tokens_per_s']:.0f}")

@@ -52,7 +52,7 @@ def row(key: str, run_dir: Path) -> dict | None:
 
 def write_outputs(rows: list[dict], out: Path) -> str:
     head = ("| preset | reward first 5 | reward last 5 | held-out before | held-out after | entropy | "
-            "mismatch |pi_old-mu| | s/step |\n|---|---|---|---|---|---|---|---|")
+            "mismatch \\|pi_old-mu\\| | s/step |\n|---|---|---|---|---|---|---|---|")
     lines = [head] + [
         f"| {r['preset']} | {r['reward_first5']:.3f} | {r['reward_last5']:.3f} | {r['heldout_before']:.3f} | "
         f"{r['heldout_after']:.3f} | {r['entropy']:.3f} | {r['mismatch']:.1e} | {r['s_per_step']:.2f} |" for r in rows]

@@ -165,6 +165,7 @@ class Loop:
         self.last_groups = groups
         sleep_s = self.rollouts.sleep() if self.ahead is None else 0.0  # colocated GPUs: the trainer's turn
         batch, rewards = to_batch(groups, self.run.tokenizer.pad_token_id)
+        self.last_batch = batch  # for scripts/bench_step.py, which replays it through DeepSpeed alone
         # 4. pi_old (and pi_ref) from the trainer, then advantages
         batch, logprob_s = self.trainers.logprobs(batch, temperature)
         adv_params = dict(algo["advantage_params"])
@@ -272,7 +273,7 @@ class Loop:
             problems = run.sampler.next_batch()
             # a seed per (step, round) makes sampling a function of the weights and prompts alone, so a
             # resumed run, or a restarted worker, draws exactly the samples of an uninterrupted one
-            params = dict(self.params, seed=self.cfg["seed"] * 1_000_003 + step * 101 + r)
+            params = self.step_params(step, r)
             groups, t = generate_and_score(self.rollouts, run.verifier, problems, run.prompt_ids(problems),
                                            params, self.reward_cfg)
             for k in t:
@@ -290,6 +291,10 @@ class Loop:
         kept = kept or groups
         info["rollout/filtered_samples"] = info["rollout/generated_samples"] - sum(len(g.samples) for g in kept)
         return kept, info
+
+
+    def step_params(self, step: int, gen_round: int = 0) -> dict:
+        return dict(self.params, seed=self.cfg["seed"] * 1_000_003 + step * 101 + gen_round)
 
 
 def _informative(group) -> bool:

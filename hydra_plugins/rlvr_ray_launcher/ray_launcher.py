@@ -20,6 +20,8 @@ import copy
 import logging
 import os
 import re
+import signal
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,8 +153,8 @@ class RayLauncher(Launcher):
                 node_id=ray.get_runtime_context().get_node_id(), soft=False)
         remote = ray.remote(run_train_job).options(**options)
         pending, running, results = deque(jobs), {}, {}
-        try:
-            while pending or running:
+        with _FirstSigint() as interrupted:
+            while (pending or running) and not interrupted.received:
                 while pending and self._may_start(pending[0], list(running.values()), ray.cluster_resources()):
                     job = pending.popleft()
                     spec = {"overrides": job.argv, "job_dir": job.job_dir, "cwd": os.getcwd(), "env": self.env,
@@ -168,18 +170,16 @@ class RayLauncher(Launcher):
                     except Exception as err:  # the task itself failed (worker died, node lost, ...)
                         results[job.idx] = err
                     log.info(f"\t#{job.idx} {_outcome(results[job.idx])}")
-        except KeyboardInterrupt:
-            # Each cancelled task sends its job one SIGTERM (rlvr: finish the step, checkpoint, exit 143) and
-            # waits for it; leaving now would kill the tasks and with them the jobs (a second signal).
-            log.warning(f"interrupted: stopping {len(running)} running jobs; each finishes its step and "
-                        f"checkpoints (resume with resume=auto). Ctrl-C again to leave at once.")
-            for ref in running:
-                ray.cancel(ref)
-            try:
-                ray.wait(list(running), num_returns=len(running), timeout=self.stop_grace_s + 60)
-            except KeyboardInterrupt:
-                pass
-            raise
+            if interrupted.received:
+                # Each cancelled task sends its job one SIGTERM (rlvr: finish the step, checkpoint, exit 143)
+                # and waits for it; leaving now would kill the tasks and with them the jobs (a second signal).
+                log.warning(f"interrupted: stopping {len(running)} running jobs; each finishes its step and "
+                            f"checkpoints (resume with resume=auto). Ctrl-C again to leave at once.")
+                for ref in running:
+                    ray.cancel(ref)
+                if running:
+                    ray.wait(list(running), num_returns=len(running), timeout=self.stop_grace_s + 60)
+                raise KeyboardInterrupt
         return results
 
     def _may_start(self, job: _Job, running: List[_Job], capacity: Dict[str, float]) -> bool:
@@ -257,3 +257,28 @@ def _outcome(result: Any) -> str:
         state = "done" if result["rc"] == 0 else f"FAILED (exit {result['rc']}; log {result['log']})"
         return f"{state} in {result['wall_s']:.0f}s on {result['host']}"
     return f"FAILED: {result!r}"
+
+
+class _FirstSigint:
+    """The first SIGINT only sets `received` (the loop then stops its jobs in order); a second one raises
+    KeyboardInterrupt. A flag that the loop reads, because Python's default handler raises wherever the
+    main thread is, inside Ray's blocking calls too, which did not always let it out: a CI run's Ctrl-C
+    was ignored there and its job ran to the end."""
+
+    def __init__(self):
+        self.received = False
+        self._old = None
+
+    def _handle(self, signum, frame):
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)

@@ -1,7 +1,7 @@
 """`hydra/launcher=rlvr_ray`: run the jobs of an `rlvr train --multirun` sweep on a Ray cluster.
 
 For each job the launcher composes the job's config (as Hydra's basic launcher would), then starts one
-Ray task that runs `rlvr train` as a child process with the job's overrides plus:
+Ray actor (`_job.JobRunner`) that runs `rlvr train` as a child process with the job's overrides plus:
 - `output_dir=<hydra.sweep.dir>/<hydra.sweep.subdir>` (the job's own run dir; its stdout/stderr go to
   `job.log` there),
 - `cluster.address=<the cluster's GCS address>`, so the job's trainer and vLLM actors join the cluster
@@ -143,15 +143,16 @@ class RayLauncher(Launcher):
 
     # ------------------------------------------------------------------ scheduling
     def _run(self, ray, jobs: List[_Job]) -> Dict[int, Any]:
-        from hydra_plugins.rlvr_ray_launcher._job import run_train_job
+        from hydra_plugins.rlvr_ray_launcher._job import JobRunner
 
-        options: Dict[str, Any] = {"num_cpus": self.cpus_per_job, "max_retries": 0}
+        options: Dict[str, Any] = {"num_cpus": self.cpus_per_job, "max_restarts": 0, "max_concurrency": 2}
         if self.drivers_on_launcher_node:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 node_id=ray.get_runtime_context().get_node_id(), soft=False)
-        remote = ray.remote(run_train_job).options(**options)
+        runner_cls = ray.remote(JobRunner).options(**options)
+        runners: Dict[Any, Any] = {}  # run ref -> its actor
         pending, running, results = deque(jobs), {}, {}
         with _FirstSigint() as interrupted:
             while (pending or running) and not interrupted.received:
@@ -159,7 +160,9 @@ class RayLauncher(Launcher):
                     job = pending.popleft()
                     spec = {"overrides": job.argv, "job_dir": job.job_dir, "cwd": os.getcwd(), "env": self.env,
                             "stop_grace_s": self.stop_grace_s}
-                    running[remote.remote(spec)] = job
+                    runner = runner_cls.remote()
+                    ref = runner.run.remote(spec)
+                    running[ref], runners[ref] = job, runner
                     log.info(f"\t#{job.idx} started ({len(running)} running): "
                              f"{' '.join(filter_overrides(job.overrides))} -> {job.job_dir}")
                 done, _ = ray.wait(list(running), num_returns=1, timeout=2.0)  # short: Ctrl-C is seen
@@ -167,18 +170,21 @@ class RayLauncher(Launcher):
                     job = running.pop(ref)
                     try:
                         results[job.idx] = ray.get(ref)
-                    except Exception as err:  # the task itself failed (worker died, node lost, ...)
+                    except Exception as err:  # the actor itself failed (worker died, node lost, ...)
                         results[job.idx] = err
                     log.info(f"\t#{job.idx} {_outcome(results[job.idx])}")
+                    ray.kill(runners.pop(ref))
             if interrupted.received:
-                # Each cancelled task sends its job one SIGTERM (rlvr: finish the step, checkpoint, exit 143)
-                # and waits for it; leaving now would kill the tasks and with them the jobs (a second signal).
+                # Each job gets one SIGTERM (rlvr: finish the step, checkpoint, exit 143); leaving before
+                # they exit would kill the actors and with them the jobs (a second signal does that).
                 log.warning(f"interrupted: stopping {len(running)} running jobs; each finishes its step and "
                             f"checkpoints (resume with resume=auto). Ctrl-C again to leave at once.")
-                for ref in running:
-                    ray.cancel(ref)
+                stops = [runners[ref].stop.remote(self.stop_grace_s) for ref in running]
                 if running:
                     ray.wait(list(running), num_returns=len(running), timeout=self.stop_grace_s + 60)
+                    ray.wait(stops, num_returns=len(stops), timeout=60)
+                for runner in runners.values():
+                    ray.kill(runner)
                 raise KeyboardInterrupt
         return results
 
@@ -212,7 +218,7 @@ class RayLauncher(Launcher):
 
 
 class JobFailed(RuntimeError):
-    """A sweep job that exited non-zero (or whose Ray task failed); the message has its log's tail."""
+    """A sweep job that exited non-zero (or whose Ray actor failed); the message has its log's tail."""
 
     def __init__(self, idx: int, job_dir: str, result: Any) -> None:
         if isinstance(result, dict):
@@ -221,7 +227,7 @@ class JobFailed(RuntimeError):
                    2: "config error"}.get(rc, f"exit code {rc}")
             msg = f"job #{idx} failed: {why}; log: {result.get('log')}\n{result.get('tail', '')}"
         else:
-            msg = f"job #{idx} failed: its Ray task raised {result!r}; run dir {job_dir}"
+            msg = f"job #{idx} failed: its Ray actor raised {result!r}; run dir {job_dir}"
         super().__init__(msg)
 
 

@@ -158,8 +158,7 @@ class RayLauncher(Launcher):
             while (pending or running) and not interrupted.received:
                 while pending and self._may_start(pending[0], list(running.values()), ray.cluster_resources()):
                     job = pending.popleft()
-                    spec = {"overrides": job.argv, "job_dir": job.job_dir, "cwd": os.getcwd(), "env": self.env,
-                            "stop_grace_s": self.stop_grace_s}
+                    spec = {"overrides": job.argv, "job_dir": job.job_dir, "cwd": os.getcwd(), "env": self.env}
                     runner = runner_cls.remote()
                     ref = runner.run.remote(spec)
                     running[ref], runners[ref] = job, runner
@@ -179,10 +178,10 @@ class RayLauncher(Launcher):
                 # they exit would kill the actors and with them the jobs (a second signal does that).
                 log.warning(f"interrupted: stopping {len(running)} running jobs; each finishes its step and "
                             f"checkpoints (resume with resume=auto). Ctrl-C again to leave at once.")
+                # each stop returns once its job has exited (or been killed after the grace period)
                 stops = [runners[ref].stop.remote(self.stop_grace_s) for ref in running]
-                if running:
-                    ray.wait(list(running), num_returns=len(running), timeout=self.stop_grace_s + 60)
-                    ray.wait(stops, num_returns=len(stops), timeout=60)
+                if stops:
+                    ray.wait(stops, num_returns=len(stops), timeout=self.stop_grace_s + 60)
                 for runner in runners.values():
                     ray.kill(runner)
                 raise KeyboardInterrupt

@@ -292,7 +292,6 @@ class Loop:
         info["rollout/filtered_samples"] = info["rollout/generated_samples"] - sum(len(g.samples) for g in kept)
         return kept, info
 
-
     def step_params(self, step: int, gen_round: int = 0) -> dict:
         return dict(self.params, seed=self.cfg["seed"] * 1_000_003 + step * 101 + gen_round)
 

@@ -61,7 +61,7 @@ class TwoNodeCluster:
         # Ray puts Unix sockets at <dir>/<node>/session_<date>_<time>_<pid>/sockets/plasma_store, about 75
         # characters below the dir, and refuses paths over 107: a checkout's cache dir can be too deep
         # (CI's /check/work/main/.cache/tests was), so the dir is short whatever the checkout's path.
-        root = next((d for d in (base, Path(tempfile.gettempdir()), Path("/tmp")) if len(str(d)) <= 16), Path("/tmp"))
+        root = base if len(str(base)) <= 16 else Path("/tmp")
         self.dir = Path(tempfile.mkdtemp(prefix="rmn", dir=root))
         self.port = _free_port()
         self.address = f"{HEAD_IP}:{self.port}"

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return eval_main(rest)
     if command == "rollout":
-        from rlvr.offline import rollout_main
+        from rlvr.rollout.offline_cli import rollout_main
 
         return rollout_main(rest)
     if command == "prepare-model":
@@ -66,7 +66,7 @@ def train_main(rest: list[str]) -> int:
     import hydra
     from omegaconf import DictConfig
 
-    from rlvr.config import ConfigError, config_dir, register_configs, to_container, validate
+    from rlvr.config import ConfigError, config_dir, register_configs, to_object, validate
 
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     register_configs()
@@ -74,8 +74,8 @@ def train_main(rest: list[str]) -> int:
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     def _train(cfg: DictConfig):
-        from rlvr.offline import OfflineError, read_rollouts
         from rlvr.plugins import import_plugins
+        from rlvr.rollout.offline import OfflineError, read_rollouts
 
         try:
             import_plugins(cfg.algorithm.plugins)
@@ -88,7 +88,7 @@ def train_main(rest: list[str]) -> int:
             return None
         from rlvr.orchestrator.loop import train
 
-        summary = train(_with_sweep_names(to_container(cfg)))
+        summary = train(_with_sweep_names(to_object(cfg)))
         if summary.get("interrupted"):
             outcome["code"] = 143 if summary["interrupted"] == "SIGTERM" else 130
         return summary
@@ -104,16 +104,16 @@ def train_main(rest: list[str]) -> int:
     return outcome["code"]
 
 
-def _with_sweep_names(cfg: dict) -> dict:
+def _with_sweep_names(cfg):
     """In a --multirun sweep, W&B runs are grouped by the sweep and named by their overrides."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
-        wandb = cfg["logger"]["wandb"]
-        wandb["group"] = wandb.get("group") or os.path.basename(os.path.normpath(hc.sweep.dir))
-        wandb["name"] = wandb.get("name") or (hc.job.override_dirname or f"job{hc.job.num}")
+        wandb = cfg.logger.wandb
+        wandb.group = wandb.group or os.path.basename(os.path.normpath(hc.sweep.dir))
+        wandb.name = wandb.name or (hc.job.override_dirname or f"job{hc.job.num}")
     return cfg
 
 

@@ -2,7 +2,8 @@
 
 Each entry answers a trap measured in NOTES-CPU.md: vLLM's engine in the calling process, a bounded
 CPU KV cache, compile caches and temp files inside the project's cache dir (no /tmp or /dev/shm
-leaks), Ray on loopback, zero-copy tensors through the object store.
+leaks), Ray on loopback, zero-copy tensors through the object store. DeepSpeed's accelerator is the
+one exception: each trainer actor decides it from its own devices (`use_local_accelerator`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ def actor_env(cache_dir: str | Path, *, kv_cache_gb: float = 1.0, threads: int =
         "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"),
         "TORCH_EXTENSIONS_DIR": str(cache / "torch_extensions"),
         "TMPDIR": str(tmp),
-        "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu") if not _has_cuda() else "cuda",
         "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1",
         "OMP_NUM_THREADS": str(threads),
         "TOKENIZERS_PARALLELISM": "false",
@@ -44,6 +44,13 @@ def driver_env(cache_dir: str | Path) -> dict[str, str]:
     }
     os.environ.update(env)
     return env
+
+
+def use_local_accelerator() -> None:
+    """DeepSpeed picks its accelerator from DS_ACCELERATOR when it is first imported. A trainer actor
+    calls this before that, so its own devices decide (an actor without GPUs on a GPU cluster, or the
+    reverse), not those of the driver whose environment Ray's workers inherit."""
+    os.environ["DS_ACCELERATOR"] = "cuda" if _has_cuda() else "cpu"
 
 
 def _has_cuda() -> bool:

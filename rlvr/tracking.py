@@ -14,17 +14,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from rlvr.config import WandbConfig
+
 PROGRESS_KEYS = {"rollout/reward_mean": "reward", "rollout/accuracy": "acc", "perf/step_s": "s/step"}
 
 
 class Tracker:
-    def __init__(self, output_dir: str, *, config: dict, backends: list[str], wandb_cfg: dict,
-                 total_steps: int, progress: bool = True, start_step: int = 0):
+    def __init__(self, output_dir: str, *, config: dict, backends: list[str], wandb_cfg: WandbConfig,
+                 total_steps: int, progress: bool = True, start_step: int = 0, wandb_run_id: str | None = None):
         self.dir = Path(output_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.dir / "metrics.jsonl"
         self.jsonl = open(self.metrics_path, "a") if "jsonl" in backends else None
-        self.wandb = self._init_wandb(config, wandb_cfg) if "wandb" in backends else None
+        self.wandb = self._init_wandb(config, wandb_cfg, wandb_run_id) if "wandb" in backends else None
         self.tb = self._init_tensorboard() if "tensorboard" in backends else None
         # a live bar on a terminal; in a log file, one plain line every few steps instead of \r spam
         self.bar = tqdm(total=total_steps, initial=start_step, desc="rlvr", dynamic_ncols=True,
@@ -32,18 +34,18 @@ class Tracker:
         self.plain_every = max(1, total_steps // 20) if progress and not sys.stderr.isatty() else 0
         self.total_steps = total_steps
 
-    def _init_wandb(self, config: dict, cfg: dict):
-        if cfg.get("mode", "offline") == "disabled":
+    def _init_wandb(self, config: dict, cfg: WandbConfig, run_id: str | None):
+        """`run_id`: the run a resumed job continues (W&B appends to it)."""
+        if cfg.mode == "disabled":
             return None
         os.environ.setdefault("WANDB_DIR", str(self.dir))
         os.environ.setdefault("WANDB_CACHE_DIR", str(self.dir / "wandb" / "cache"))
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
-        kwargs = dict(project=cfg.get("project"), entity=cfg.get("entity"), group=cfg.get("group"),
-                      name=cfg.get("name"), tags=list(cfg.get("tags") or []), config=config, dir=str(self.dir),
-                      id=cfg.get("run_id"), resume="allow" if cfg.get("run_id") else None)
-        for mode in dict.fromkeys([cfg.get("mode", "offline"), "offline"]):
+        kwargs = dict(project=cfg.project, entity=cfg.entity, group=cfg.group, name=cfg.name, tags=list(cfg.tags),
+                      config=config, dir=str(self.dir), id=run_id, resume="allow" if run_id else None)
+        for mode in dict.fromkeys([cfg.mode, "offline"]):
             try:
                 run = wandb.init(mode=mode, **kwargs)
                 for prefix in ("rollout", "train", "verify", "perf", "mismatch", "eval"):

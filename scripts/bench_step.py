@@ -15,6 +15,7 @@ the steps after --warmup.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -30,42 +31,42 @@ def main() -> None:
     args = parser.parse_args()
 
     from rlvr.config import compose
-    from rlvr.orchestrator.loop import Loop, start_workers
-    from rlvr.orchestrator.setup import RunSetup, algorithm_spec
-    from rlvr.orchestrator.weight_sync import WeightSync
+    from rlvr.orchestrator.loop import Loop
+    from rlvr.orchestrator.setup import RunSetup, start_workers
+    from rlvr.weight_sync import WeightSync
 
     out = tempfile.mkdtemp(prefix="rlvr-bench-")
     cfg = compose([f"output_dir={out}", "logger.wandb.mode=disabled", "logger.progress=false",
                    f"trainer.total_steps={args.steps}", *args.overrides])
     run = RunSetup(cfg)
     trainers, rollouts, placement = start_workers(cfg, run)
-    sync = WeightSync(cfg["trainer"]["weight_sync"], trainers, rollouts, placement)
+    sync = WeightSync(cfg.trainer.weight_sync, trainers, rollouts, placement)
     loop = Loop(cfg, run, trainers, rollouts, sync)
     # sync steps, each followed by the engines alone on its own work: the DeepSpeed ranks recompute
     # log-probs and train on the step's batch (same shapes, so the same work; this is a second update
     # on that batch, then synced so vLLM and trainer agree again, the sync also emptying vLLM's prefix
     # cache as in the loop), and vLLM generates the step's prompts with the step's seed
-    spec = algorithm_spec(cfg["algorithm"], cfg["rollout"], loop.dcmdp)
+    update_args = loop.algo.update_args()
     steps, gen_alone, train_alone, gen_tokens, train_tokens = [], [], [], [], []
     for i in range(args.steps):
         steps.append(loop.step(i))
         batch = loop.last_batch
         t = time.perf_counter()
-        trainers.logprobs(batch, cfg["rollout"]["temperature"])
-        trainers.update(batch, mini_batches=cfg["algorithm"]["mini_batches"], epochs=cfg["algorithm"]["ppo_epochs"],
-                        spec=spec)
+        trainers.logprobs(batch, cfg.rollout.temperature)
+        trainers.update(batch, **update_args)
         train_alone.append(time.perf_counter() - t)
         train_tokens.append(batch.num_tokens)
         sync(version=i + 1)
         t = time.perf_counter()
-        samples, _ = rollouts.generate([g.prompt_ids for g in loop.last_groups], loop.step_params(i))
+        samples, _ = rollouts.generate([g.prompt_ids for g in loop.last_groups], loop.collect.params(i))
         gen_alone.append(time.perf_counter() - t)
         gen_tokens.append((sum(len(s.token_ids) for g in loop.last_groups for s in g.samples),
                            sum(len(s.token_ids) for s in samples)))
     measured = steps[args.warmup:] or steps
     # the same workers, continued in async mode (the first async step has nothing generated ahead)
-    async_cfg = dict(cfg, orchestrator={"mode": "async", "max_staleness": 1},
-                     trainer=dict(cfg["trainer"], total_steps=2 * args.steps))
+    async_cfg = dataclasses.replace(cfg, orchestrator=dataclasses.replace(cfg.orchestrator, mode="async",
+                                                                             max_staleness=1),
+                                    trainer=dataclasses.replace(cfg.trainer, total_steps=2 * args.steps))
     async_loop = Loop(async_cfg, run, trainers, rollouts, sync)
     async_steps = [async_loop.step(i) for i in range(args.steps, 2 * args.steps)]
     async_loop.close()

@@ -5,7 +5,7 @@ weights multiply the per-token *policy* loss of a ``recompute``-anchored objecti
 penalty terms). Masked/zero-weighted tokens keep counting in the aggregation denominators (so that the
 global-count normalisation stays exact); only their loss is zeroed.
 
-``correction`` is a dict (or ``None`` / a mode string):
+``correction`` is a dict (or ``None`` / a mode string); a param given as None takes the mode's default:
   {"mode": "none"}
   {"mode": "tis", "clip": 2.0}                     w = min(rho, C)   (truncated IS, Yao et al. 2025)
   {"mode": "seq_tis", "clip": 2.0}                 w = min(prod_t rho, C) per sequence
@@ -55,7 +55,8 @@ def resolve_correction(correction: Mapping[str, Any] | str | None) -> dict[str, 
         correction = {"mode": correction}
     if not isinstance(correction, Mapping):
         raise ParamTypeError(f"correction must be a dict like {{'mode': 'tis', 'clip': 2.0}}, got {correction!r}")
-    c = dict(correction)
+    # a param set to None is unset: the mode's default (the typed config block has every param, None)
+    c = {k: v for k, v in correction.items() if v is not None or k == "mode"}
     mode = c.pop("mode", "none")
     mode = "none" if mode is None else mode
     if mode not in CORRECTION_DEFAULTS:

@@ -8,6 +8,7 @@ Maximise reward subject to a bound on the training-inference discrepancy, by Lag
                        A_t <- A_t - lambda * sg[delta_t] inside the GRPO loss.
   dual (once per step): lambda <- clip(lambda + eta * (mean delta - c), lambda_min, lambda_max)
                        c (tolerance) 0.004, lambda_0 0.1, eta 1.0, lambda in [0, 1].
+The primal loss is the ``dcmdp`` objective (``objectives/dcmdp.py``); this module is the dual side.
 The trainer owns a ``DCMDPController``, passes ``dcmdp_lambda=controller.value`` to the objective,
 averages the ``dcmdp_delta`` metric over the step and calls ``controller.update(mean_delta)``; the
 controller's ``state_dict`` goes into the checkpoint.
@@ -16,55 +17,12 @@ controller's ``state_dict`` goes into the checkpoint.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from .objectives_clip import PPO_DEFAULTS, _ppo_validate, ppo_clip_core
-from .registry import check_choice, check_number, register_objective
-
-DCMDP_PENALTIES = ("linear", "hinge", "advantage")
-
-
-def _dcmdp_validate(p):
-    _ppo_validate(p)
-    check_number(p, "dcmdp_lambda", ge=0)
-    check_choice(p, "penalty", DCMDP_PENALTIES)
-    check_number(p, "tolerance", ge=0)
-
-
-@register_objective("dcmdp", default_agg="seq-mean-token-mean", anchor="recompute",
-                    defaults={**PPO_DEFAULTS, "dcmdp_lambda": 0.1, "penalty": "linear", "tolerance": 0.004},
-                    validate=_dcmdp_validate, reference="arXiv:2606.08779 (reconstruction)")
-def dcmdp_objective(inp, *, clip_eps_low, clip_eps_high, dual_clip_c, kl_coef, kl_type, dcmdp_lambda,
-                    penalty, tolerance):
-    """DCMDP primal loss (arXiv 2606.08779) — a RECONSTRUCTION (no public formula/code), see module doc.
-
-    GRPO/PPO-clip loss (anchor recompute; eps 0.2/0.2; kl_coef 0 by default) plus, per token,
-    ``dcmdp_lambda`` * |pi_theta - mu| (``penalty: linear``, default), lambda * max(0, |pi - mu| - tol)
-    (``hinge``), or advantage shaping A - lambda sg[|pi - mu|] (``advantage``). ``dcmdp_lambda`` is the
-    current multiplier from ``DCMDPController`` (default 0.1 = lambda_0); ``tolerance`` c 0.004.
-    Metrics ``dcmdp_delta`` (mean |pi - mu|), ``dcmdp_lambda``, ``dcmdp_violation`` (delta - c).
-    """
-    mu = inp.require("rollout_logprobs")
-    delta_t = (inp.logprobs.exp() - mu.exp()).abs()
-    adv = inp.advantages
-    if penalty == "advantage":
-        adv = adv - dcmdp_lambda * delta_t.detach()
-    loss, clipped, dual = ppo_clip_core(inp.ratio, adv, clip_eps_low, clip_eps_high, dual_clip_c)
-    if penalty == "linear":
-        inp.add_term("dcmdp_penalty", dcmdp_lambda * delta_t)
-    elif penalty == "hinge":
-        inp.add_term("dcmdp_penalty", dcmdp_lambda * torch.relu(delta_t - tolerance))
-    inp.add_kl(kl_coef, kl_type)
-    mean_delta = inp.mean(delta_t)
-    return loss, {
-        "clip_frac": inp.mean(clipped.to(delta_t.dtype)),
-        "dual_clip_frac": inp.mean(dual.to(delta_t.dtype)),
-        "dcmdp_delta": mean_delta,
-        "dcmdp_lambda": float(dcmdp_lambda),
-        "dcmdp_violation": mean_delta - tolerance,
-    }
+from .registry import check_number
 
 
 class DCMDPController:
@@ -97,9 +55,11 @@ class DCMDPController:
 
     @classmethod
     def from_config(cls, cfg: Any) -> DCMDPController:
-        """From the preset's ``dcmdp`` block (a mapping; ``enabled`` and unset keys are ignored)."""
+        """From the ``algorithm.dcmdp`` config block: an object with these attributes (the typed config) or
+        a mapping; ``enabled`` is not looked at, and unset (None or absent) keys keep the defaults."""
         keys = ("lambda_init", "eta", "tolerance", "lambda_min", "lambda_max")
-        return cls(**{k: cfg[k] for k in keys if k in cfg and cfg[k] is not None})
+        get = cfg.get if isinstance(cfg, Mapping) else (lambda k: getattr(cfg, k, None))
+        return cls(**{k: get(k) for k in keys if get(k) is not None})
 
     @property
     def value(self) -> float:

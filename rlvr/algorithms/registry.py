@@ -6,12 +6,11 @@ defaults, validate them, and call the function. Unknown keys, unknown params and
 raise ``ValueError`` naming the key and listing the valid choices.
 
 A user's own module (``algorithm.plugins: [my_pkg.my_losses]``) registers more keys with the same
-decorators; ``load_plugins`` imports such modules (every Ray worker calls it before use).
+decorators; ``rlvr.plugins.import_plugins`` imports such modules (every Ray worker calls it before use).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,8 +119,10 @@ def register_objective(
     """Decorator registering ``fn(inp: PolicyInputs, **params)`` as objective ``key``.
 
     ``fn`` returns the per-token policy loss ``[B, T]`` (to be minimised; masking and aggregation are
-    done by the caller), or ``(per_token_loss, metrics)``. Extra unweighted terms (KL to the reference,
-    penalties) are added with ``inp.add_term`` / ``inp.add_kl``. ``anchor`` chooses the log-probs the
+    done by the caller), or ``(per_token_loss, metrics)``. Extra unweighted terms (penalties) are added
+    with ``inp.add_term``. The KL to the reference is the loss pipeline's: declare ``kl_coef`` / ``kl_type``
+    in ``defaults`` (``objectives.KL_DEFAULTS``) and the pipeline adds ``kl_coef * KL_est`` per token; ``fn``
+    does not receive them. ``anchor`` chooses the log-probs the
     ratio ``inp.ratio`` is taken against: ``rollout`` (mu, vLLM's) or ``recompute`` (pi_old, the
     trainer's). ``validate(params)`` raises ``ValueError`` for out-of-range values.
     """
@@ -188,19 +189,6 @@ def needs_reference(
         if float(adv.get("kl_coef") or 0.0) > 0.0:
             return True
     return False
-
-
-def load_plugins(modules: Iterable[str] | str | None) -> list[str]:
-    """Import user modules that register objectives/advantages; returns the names imported."""
-    if modules is None:
-        return []
-    if isinstance(modules, str):
-        modules = [modules]
-    done = []
-    for name in modules:
-        importlib.import_module(name)
-        done.append(name)
-    return done
 
 
 # --- small validation helpers shared by the built-in entries -------------------------------------

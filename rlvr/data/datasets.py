@@ -129,21 +129,27 @@ def load_problem_set(
     _require_columns(source, columns, [_column(name, columns) for name in answer_fields], "answer_key")
 
     result = ProblemSet(problems=[], format=fmt, source=source)
+    _read_rows(result, dataset, prompt_field, answer_fields, on_bad_row, limit)
+    result.n_skipped = len(result.skipped)
+    if result.n_skipped:
+        logger.warning("skipped %d bad rows in %s; first: %s", result.n_skipped, source, result.skipped[0])
+    return result
+
+
+def _read_rows(result: ProblemSet, dataset, prompt_field: str, answer_fields: list[str], on_bad_row: str,
+               limit: int | None) -> None:
+    """Parse ``dataset``'s rows into ``result`` (problems, and skipped-row messages), up to ``limit``."""
     for row_number, row in enumerate(dataset, start=1):
         if limit is not None and len(result.problems) >= limit:
             break
         try:
             result.problems.append(
-                _parse_row(row, fmt, prompt_field, answer_fields, f"{source}:{row_number}")
+                _parse_row(row, result.format, prompt_field, answer_fields, f"{result.source}:{row_number}")
             )
         except ValueError as error:
             if on_bad_row == "error":
                 raise
             result.skipped.append(str(error))
-    result.n_skipped = len(result.skipped)
-    if result.n_skipped:
-        logger.warning("skipped %d bad rows in %s; first: %s", result.n_skipped, source, result.skipped[0])
-    return result
 
 
 def _check_options(format: str, on_bad_row: str, limit: int | None) -> None:

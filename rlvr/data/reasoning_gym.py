@@ -11,8 +11,8 @@ read as int, float, true/false, or a comma-separated list (``operators=+,-``). T
 (default 0). Each split draws from its own seed, derived from (name, seed, split), so the same path gives
 the same problems in every run and in `rlvr eval` (whose default split, ``test``, is the train config's
 ``data.eval_split``), whatever the run's own seed. Prompts that repeat inside a split are dropped, and
-`load_train_heldout` also drops every training prompt that is a held-out prompt: held-out accuracy is
-measured on problems the policy never trained on.
+`rlvr.data.problem_sets.load_train_heldout` also drops every training prompt that is a held-out prompt:
+held-out accuracy is measured on problems the policy never trained on.
 
 Avoid a ``.`` in the path (write float values another way, or not at all): the config check treats a
 path with a file suffix as a local file.
@@ -110,20 +110,3 @@ def drop_overlap(train: list[dict], heldout: list[dict]) -> list[dict]:
     """``train`` without the problems whose prompt (whitespace- and case-normalized) is held out."""
     held = {_key(p["prompt"]) for p in heldout}
     return [p for p in train if _key(p["prompt"]) not in held]
-
-
-def load_train_heldout(train_path: str, eval_path: str | None = None, *, train_split: str = "train",
-                       eval_split: str = "test") -> tuple[list[dict], list[dict]]:
-    """(train, held-out): ``train_path`` at ``train_split``; ``eval_path`` (or ``train_path`` when None) at
-    ``eval_split``; the training problems that are also held out are dropped. ``eval_path`` may also be a
-    file, loaded with `rlvr.data.load_problems`."""
-    from rlvr.data.datasets import load_problems
-
-    if eval_path is None or is_reasoning_gym_path(eval_path):
-        heldout = generate(eval_path or train_path, eval_split)
-    else:
-        heldout = load_problems(eval_path, split=eval_split)
-    train = drop_overlap(generate(train_path, train_split), heldout)
-    if not train:
-        raise ValueError(f"{train_path}: no training problems left after removing the held-out ones")
-    return train, heldout

@@ -1,4 +1,4 @@
-"""Turn a problem's text into the prompt string the policy sees."""
+"""Turn a problem's text into the prompt string the policy sees, and that string into token ids."""
 
 from __future__ import annotations
 
@@ -60,3 +60,13 @@ def _chat_prompt(problem_text: str, tokenizer, system: str | None, instruction: 
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": f"{problem_text}\n{instruction}"})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def tokenize_prompts(tokenizer, problems: list[dict], data_cfg) -> list[list[int]]:
+    """Each problem's templated prompt as token ids, with the template settings of ``data_cfg`` (a
+    ``DataConfig``: ``template``, ``system_prompt``, ``instruction``). A chat template already writes
+    the model's special tokens, so the tokenizer adds none of its own there."""
+    chat = data_cfg.template == "chat"
+    texts = [format_prompt(p["prompt"], data_cfg.template, tokenizer=tokenizer, system=data_cfg.system_prompt,
+                           instruction=data_cfg.instruction) for p in problems]
+    return [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]

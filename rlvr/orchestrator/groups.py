@@ -14,25 +14,25 @@ from rlvr.batch import Batch
 from rlvr.orchestrator.placement import Placement
 from rlvr.rollout.engine import PROMPT_SEED_STRIDE, Sample
 from rlvr.rollout.worker import RolloutWorker
-from rlvr.trainer.worker import TrainerWorker
+from rlvr.trainer.worker import CriticSettings, TrainerWorker
 
 
 class TrainerGroup:
-    def __init__(self, placement: Placement, model_dir: str, *, num_ranks: int, seed: int, optim: dict,
-                 trainer: dict, dtype: str, with_reference: bool, plugins: list[str],
-                 gradient_checkpointing: bool = False, critic: dict | None = None):
+    """The trainer ranks. `cfg`: the typed `rlvr.config.Config`; `critic`: PPO's value model settings
+    (`rlvr.config.resolve_critic`'s dict, or an object with `lr` and `clip_eps`), None without a critic."""
+
+    def __init__(self, placement: Placement, model_dir: str, cfg, *, with_reference: bool, critic=None):
         addr, port = placement.master_address()
         actor = ray.remote(TrainerWorker)
+        num_ranks = cfg.trainer.num_ranks
+        self.critic = CriticSettings.of(critic)
         self.ranks = [
             actor.options(**placement.trainer(r)).remote(
-                r, num_ranks, addr, port, model_dir, seed=seed, optim=optim, trainer=trainer, dtype=dtype,
-                with_reference=with_reference, plugins=plugins, gradient_checkpointing=gradient_checkpointing,
-                critic=critic)
+                r, num_ranks, addr, port, model_dir, cfg, with_reference=with_reference, critic=self.critic)
             for r in range(num_ranks)
         ]
-        self.micro_batch_size = trainer["micro_batch_size"]
-        self.token_budget = trainer.get("token_budget", 0)
-        self.critic = critic
+        self.micro_batch_size = cfg.trainer.micro_batch_size
+        self.token_budget = cfg.trainer.token_budget
         self.info = ray.get([r.ready.remote() for r in self.ranks])
 
     def logprobs(self, batch: Batch, temperature: float) -> tuple[Batch, float]:
@@ -70,9 +70,9 @@ class TrainerGroup:
                                                    for i, r in enumerate(self.ranks)])
         return _mean_metrics(results)
 
-    def publish_weights(self) -> list:
-        refs = self._all("publish_weights", [r.publish_weights.remote() for r in self.ranks])
-        return refs[0]
+    def call(self, method: str, *args) -> list:
+        """`method(*args)` on every rank (e.g. a weight-sync sender), results in rank order."""
+        return self._all(method, [getattr(r, method).remote(*args) for r in self.ranks])
 
     def state_dict(self) -> dict:
         return ray.get([r.state_dict.remote() for r in self.ranks])[0]
@@ -120,20 +120,22 @@ def _failed(ref) -> bool:
 class RolloutGroup:
     """The vLLM workers. A worker that dies is replaced in its placement bundle, given the current
     weights, and its unfinished prompts are generated again (seeds follow the prompt, so the samples
-    are the ones it would have produced); `max_restarts` bounds the retries of one call."""
+    are the ones it would have produced); `max_restarts` bounds the retries of one call.
 
-    def __init__(self, placement: Placement, model_dir: str, *, num_workers: int, seed: int, dtype: str,
-                 rollout: dict, plugins: list[str], threads: int = 2, max_restarts: int = 2):
+    `version` is the weight version the workers hold (set by `rlvr.weight_sync.WeightSync` alone);
+    `rejoin(worker)` hands a replacement worker the current weights (set by the weight-sync transport
+    that can; None: a replacement after the first sync stops the run)."""
+
+    def __init__(self, placement: Placement, model_dir: str, cfg, *, max_restarts: int = 2):
         actor = ray.remote(RolloutWorker)
         # colocated on GPUs: vLLM sleeps while its trainer rank uses the device (CPU: nothing to free)
         self.sleep_mode = placement.colocated and placement.gpus > 0
-        self._spawn = lambda i: actor.options(**placement.rollout(i, threads=threads)).remote(
-            model_dir, seed=seed, dtype=dtype, rollout=rollout, plugins=plugins, worker_index=i,
-            sleep_mode=self.sleep_mode)
-        self.workers = [self._spawn(i) for i in range(num_workers)]
+        self._spawn = lambda i: actor.options(**placement.rollout(i, threads=cfg.rollout.cpu_threads)).remote(
+            model_dir, cfg, worker_index=i, sleep_mode=self.sleep_mode)
+        self.workers = [self._spawn(i) for i in range(cfg.rollout.num_workers)]
         self.info = ray.get([w.ready.remote() for w in self.workers])  # pid, node_id, node_ip per worker
         self.version = 0
-        self.weights_ref = None  # the latest published weights, for replacements
+        self.rejoin = None
         self.restarts = 0
         self.max_restarts = max_restarts
 
@@ -142,6 +144,7 @@ class RolloutGroup:
         bounds = [round(i * len(prompts) / len(self.workers)) for i in range(len(self.workers) + 1)]
         calls = [(i, bounds[i], prompts[bounds[i]:bounds[i + 1]]) for i in range(len(self.workers))
                  if bounds[i + 1] > bounds[i]]
+        version = self.version  # the weights these calls run on (a sync never overlaps a generation)
         refs = [self.workers[i].generate.remote(part, _offset_seed(params, offset)) for i, offset, part in calls]
         results = [self._get(i, ref, "generate", part, _offset_seed(params, offset))
                    for (i, offset, part), ref in zip(calls, refs)]
@@ -149,17 +152,16 @@ class RolloutGroup:
         for (_, offset, _), res in zip(calls, results):
             for s in res["samples"]:
                 s.prompt_index += offset
-                s.version = res["version"]
+                s.version = version
                 samples.append(s)
         return samples, max(res["seconds"] for res in results)
 
-    def update_weights(self, weights_ref: list, version: int) -> float:
-        start = time.perf_counter()
-        self.weights_ref, self.version = weights_ref, version
-        refs = [w.update_weights.remote(weights_ref, version) for w in self.workers]
+    def load_weights(self, method: str, *args) -> None:
+        """A weight-sync receiver `method(*args)` on every worker. A worker that dies meanwhile is
+        replaced and given the weights by `rejoin`, so the call is not repeated."""
+        refs = [getattr(w, method).remote(*args) for w in self.workers]
         for i, ref in enumerate(refs):
-            self._get(i, ref, "update_weights", weights_ref, version)
-        return time.perf_counter() - start
+            self._get(i, ref, method, *args, again=False)
 
     def sleep(self) -> float:
         """Before the trainer works (colocated on GPUs): every vLLM engine offloads its weights and drops
@@ -185,8 +187,8 @@ class RolloutGroup:
         """The Ray node id of each worker, as the worker itself reported it."""
         return [info["node_id"] for info in self.info]
 
-    def _get(self, index: int, ref, method: str, *args):
-        """ray.get, replacing the worker and calling again if it died (bounded)."""
+    def _get(self, index: int, ref, method: str, *args, again: bool = True):
+        """ray.get, replacing the worker and (`again`) calling again if it died (bounded)."""
         for attempt in range(self.max_restarts + 1):
             try:
                 return ray.get(ref)
@@ -196,12 +198,12 @@ class RolloutGroup:
                 print(f"[rlvr] rollout worker {index} died in {method} ({type(err).__name__}); replacing it",
                       flush=True)
                 self._replace(index)
-                if method == "update_weights":  # the replacement was just given these weights
+                if not again:  # the replacement was just given these weights
                     return None
                 ref = getattr(self.workers[index], method).remote(*args)
 
     def _replace(self, index: int) -> None:
-        if self.weights_ref is None and self.version > 0:
+        if self.rejoin is None and self.version > 0:
             raise RuntimeError("a replaced rollout worker cannot rejoin the NCCL or CUDA IPC weight sync yet; "
                                "restart with resume=auto (or use trainer.weight_sync=object_store)")
         try:
@@ -210,8 +212,8 @@ class RolloutGroup:
             pass
         self.workers[index] = self._spawn(index)
         self.info[index] = ray.get(self.workers[index].ready.remote())
-        if self.weights_ref is not None:
-            ray.get(self.workers[index].update_weights.remote(self.weights_ref, self.version))
+        if self.rejoin is not None:
+            self.rejoin(self.workers[index])
         self.restarts += 1
 
     def engine_weights(self, index: int = 0) -> dict:

@@ -24,15 +24,16 @@ from rlvr.runtime import actor_env, driver_env
 MODES = ("disaggregated", "colocated")
 
 
-def start_ray(cluster: dict, cache_dir: str, *, kv_cache_gb: float = 1.0) -> None:
-    """Start a local Ray (on loopback, temp files in the cache dir) or join `cluster.address`."""
+def start_ray(cluster, cache_dir: str, *, kv_cache_gb: float = 1.0) -> None:
+    """Start a local Ray (on loopback, temp files in the cache dir) or join `cluster.address`
+    (`cluster`: the typed `ClusterConfig`)."""
     driver_env(cache_dir)
     if ray.is_initialized():
         return
     env = actor_env(cache_dir, kv_cache_gb=kv_cache_gb)
     kwargs = dict(include_dashboard=False, log_to_driver=True, runtime_env={"env_vars": env})
-    if cluster.get("address"):
-        ray.init(address=cluster["address"], **kwargs)
+    if cluster.address:
+        ray.init(address=cluster.address, **kwargs)
         return
     # A local Ray stays on loopback. Ray reads this switch when it is first imported (already done
     # here), so set its constant as well as the variable its child processes read.
@@ -43,7 +44,7 @@ def start_ray(cluster: dict, cache_dir: str, *, kv_cache_gb: float = 1.0) -> Non
         ray_constants.ENABLE_RAY_CLUSTER = False
     except (ImportError, AttributeError):  # a Ray without the switch binds as it likes
         pass
-    ray.init(num_cpus=cluster.get("num_cpus"), **kwargs)
+    ray.init(num_cpus=cluster.num_cpus, **kwargs)
 
 
 class Placement:
@@ -86,7 +87,7 @@ class Placement:
         return dict(
             num_cpus=self.cpus, num_gpus=self.actor_gpus,
             scheduling_strategy=PlacementGroupSchedulingStrategy(self.group, placement_group_bundle_index=index),
-            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), "RLVR_ROLLOUT_THREADS": str(threads)}},
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}},
         )
 
     def trainer(self, rank: int) -> dict:

@@ -9,52 +9,81 @@ from pathlib import Path
 
 import torch
 
+from rlvr.config import Config, as_dict
 from rlvr.orchestrator.checkpoint import find_resume_checkpoint, load_driver_state
 
 
+def start_workers(cfg: Config, run: RunSetup):
+    """Ray, one placement group, the trainer ranks (with a reference model if a KL term needs one)
+    and the vLLM rollout workers."""
+    from rlvr.orchestrator.algorithm import AlgorithmDriver
+    from rlvr.orchestrator.groups import RolloutGroup, TrainerGroup
+    from rlvr.orchestrator.placement import Placement, start_ray
+
+    start_ray(cfg.cluster, run.cache_dir, kv_cache_gb=cfg.rollout.kv_cache_gb)
+    placement = Placement(cfg.trainer.num_ranks, cfg.rollout.num_workers, cpus=cfg.cluster.cpus_per_actor,
+                          gpus=cfg.cluster.gpus_per_actor, mode=cfg.cluster.placement)
+    algo = AlgorithmDriver(cfg)
+    trainers = TrainerGroup(placement, run.model_dir, cfg, with_reference=algo.needs_reference, critic=algo.critic)
+    rollouts = RolloutGroup(placement, run.model_dir, cfg)
+    (run.output_dir / "placement.json").write_text(
+        json.dumps({**placement.describe(), "rollout_workers": rollouts.info}, indent=2))
+    run.log(f"ready in {time.perf_counter() - run.started:.1f}s: {len(trainers.ranks)} trainer ranks "
+            f"(ZeRO-{cfg.trainer.zero_stage}), {len(rollouts.workers)} vLLM workers, "
+            f"reference={algo.needs_reference}")
+    return trainers, rollouts, placement
+
+
+def shutdown(cfg: Config, placement) -> None:
+    import ray
+
+    placement.remove()
+    if not cfg.cluster.address:
+        ray.shutdown()
+
+
 class RunSetup:
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: Config):
         from transformers import AutoTokenizer
 
-        from rlvr.data import PromptSampler
+        from rlvr.data import PromptSampler, load_problem_sets, tokenize_prompts
         from rlvr.models import prepare_model
-        from rlvr.orchestrator.steps import tokenize_prompts
         from rlvr.plugins import import_plugins
         from rlvr.tracking import Tracker
+        from rlvr.verifier import make_verifier_from_config
 
         self.started = time.perf_counter()
         self.cfg = cfg
-        self.output_dir = Path(cfg["output_dir"]).resolve()
+        self.output_dir = Path(cfg.output_dir).resolve()
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.cache_dir = str(Path(cfg["cache_dir"]).resolve())
+        self.cache_dir = str(Path(cfg.cache_dir).resolve())
         (self.output_dir / "config.json").write_text(json.dumps(redacted(cfg), indent=2))
-        random.seed(cfg["seed"])
-        torch.manual_seed(cfg["seed"])
-        import_plugins(cfg["algorithm"]["plugins"])
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        import_plugins(cfg.algorithm.plugins)
 
-        self.train_problems, self.eval_problems, self.warmstart_problems = load_problem_sets(cfg)
-        self.model_dir = prepare_model(cfg["model"], self.warmstart_problems, cache_dir=self.cache_dir,
-                                       seed=cfg["seed"], log=self.log)
+        self.train_problems, self.eval_problems, self.warmstart_problems = load_problem_sets(cfg.data, cfg.seed)
+        self.model_dir = prepare_model(cfg.model, self.warmstart_problems, cache_dir=self.cache_dir,
+                                       seed=cfg.seed, log=self.log)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._tokenize = lambda problems: tokenize_prompts(self.tokenizer, problems, cfg["data"])
+        self._tokenize = lambda problems: tokenize_prompts(self.tokenizer, problems, cfg.data)
         self.eval_prompt_ids = self._tokenize(self.eval_problems)
-        self.sampler = PromptSampler(self.train_problems, cfg["data"]["prompts_per_step"], cfg["seed"])
-        self.verifier = make_verifier_from_config(cfg["verifier"])
+        self.sampler = PromptSampler(self.train_problems, cfg.data.prompts_per_step, cfg.seed)
+        self.verifier = make_verifier_from_config(cfg.verifier)
         # resume: the driver's side (step, data position, W&B run); the loop restores the workers
-        self.resume_from = find_resume_checkpoint(cfg.get("resume"), self.output_dir)
+        self.resume_from = find_resume_checkpoint(cfg.resume, self.output_dir)
         self.resume_state = load_driver_state(self.resume_from) if self.resume_from else {}
         self.start_step = self.resume_state.get("step", 0)
         if self.resume_from:
             self.sampler.load_state_dict(self.resume_state["sampler"])
             _truncate_metrics(self.output_dir / "metrics.jsonl", self.start_step)
             self.log(f"resuming from {self.resume_from} at step {self.start_step}")
-        log_cfg = cfg["logger"]
-        wandb_cfg = dict(log_cfg["wandb"], run_id=self.resume_state.get("wandb_run_id"))
-        self.tracker = Tracker(str(self.output_dir), config=redacted(cfg), backends=log_cfg["backends"],
-                               wandb_cfg=wandb_cfg, total_steps=cfg["trainer"]["total_steps"],
-                               progress=log_cfg["progress"], start_step=self.start_step)
+        self.tracker = Tracker(str(self.output_dir), config=redacted(cfg), backends=cfg.logger.backends,
+                               wandb_cfg=cfg.logger.wandb, wandb_run_id=self.resume_state.get("wandb_run_id"),
+                               total_steps=cfg.trainer.total_steps, progress=cfg.logger.progress,
+                               start_step=self.start_step)
 
     def prompt_ids(self, problems: list[dict]) -> list[list[int]]:
         return self._tokenize(problems)
@@ -64,18 +93,19 @@ class RunSetup:
 
     def finish(self, *, before: dict, after: dict, hf_checkpoint: str, interrupted: str | None = None) -> dict:
         rewards = _read_rewards(self.output_dir / "metrics.jsonl")
+        cfg = self.cfg
         summary = {
-            "steps": len(rewards) if interrupted else self.cfg["trainer"]["total_steps"],
+            "steps": len(rewards) if interrupted else cfg.trainer.total_steps,
             "wall_s": time.perf_counter() - self.started, "interrupted": interrupted,
             "heldout_accuracy_before": before.get("accuracy"), "heldout_accuracy_after": after.get("accuracy"),
             "heldout_greedy_accuracy_before": before.get("greedy_accuracy"),
             "heldout_greedy_accuracy_after": after.get("greedy_accuracy"),
-            "heldout_eval": {"temperature": self.cfg["rollout"]["eval_temperature"], "n": self.cfg["rollout"]["eval_n"],
+            "heldout_eval": {"temperature": cfg.rollout.eval_temperature, "n": cfg.rollout.eval_n,
                              "problems": len(self.eval_problems)},
             "hf_checkpoint": hf_checkpoint,
             "reward_first5": sum(rewards[:5]) / max(1, len(rewards[:5])),
             "reward_last5": sum(rewards[-5:]) / max(1, len(rewards[-5:])),
-            "algorithm": self.cfg["algorithm"]["name"], "output_dir": str(self.output_dir),
+            "algorithm": cfg.algorithm.name, "output_dir": str(self.output_dir),
         }
         self.tracker.summary(summary)
         self.tracker.close()
@@ -85,72 +115,12 @@ class RunSetup:
         return summary
 
 
-def redacted(cfg: dict) -> dict:
-    """The config as logged (config.json, W&B): secrets replaced."""
-    out = json.loads(json.dumps(cfg))
-    if out.get("verifier", {}).get("token"):
+def redacted(cfg: Config) -> dict:
+    """The config as logged (config.json, W&B): plain dicts, secrets replaced."""
+    out = as_dict(cfg)
+    if out["verifier"]["token"]:
         out["verifier"]["token"] = "***"
     return out
-
-
-def load_problem_sets(cfg: dict) -> tuple[list[dict], list[dict], list[dict]]:
-    """(train, held-out, warm-start) problems: generated ones, or the configured files."""
-    from rlvr.data import generate_problems, load_problems
-
-    data = cfg["data"]
-    gen = data["generated"]
-    if str(data["train_path"] or "").startswith("reasoning_gym:"):  # generated offline, held-out disjoint
-        from rlvr.data.reasoning_gym import load_train_heldout
-
-        train, heldout = load_train_heldout(data["train_path"], data["eval_path"], train_split=data["train_split"],
-                                            eval_split=data["eval_split"])
-    elif data["train_path"]:
-        kwargs = dict(prompt_key=data["prompt_key"], answer_key=data["answer_key"], format=data["format"],
-                      on_bad_row=data["on_bad_row"], subset=data["subset"])
-        train = load_problems(data["train_path"], split=data["train_split"], **kwargs)
-        heldout = (load_problems(data["eval_path"], split=data["eval_split"], **kwargs) if data["eval_path"]
-                   else train[: data["eval_size"] or None])
-    else:
-        train = generate_problems(gen["train_size"], cfg["seed"], "train", max_operand=gen["max_operand"],
-                                  ops=list(gen["ops"]))
-        heldout = generate_problems(gen["heldout_size"], cfg["seed"], "heldout", max_operand=gen["max_operand"],
-                                    ops=list(gen["ops"]))
-    if data["eval_size"]:
-        heldout = heldout[: data["eval_size"]]
-    warmstart = [p for p in train if "solution" in p]
-    return train, heldout, warmstart
-
-
-def reward_config(cfg: dict) -> dict:
-    algo = cfg["algorithm"]
-    return {"kind": algo["reward"], "format_weight": cfg["verifier"]["format_weight"],
-            "custom": cfg["verifier"]["custom_reward"], "overlong": algo["overlong"]}
-
-
-def make_verifier_from_config(v: dict):
-    from rlvr.verifier import make_verifier
-
-    return make_verifier(mode=v["mode"], workers=v["workers"], timeout_s=v["timeout_s"], max_chars=v["max_chars"],
-                         memory_mb=v["memory_mb"], strict=v["strict"], answer_format=v["answer_format"],
-                         url=v["url"], token=v["token"])
-
-
-def critic_config(cfg: dict) -> dict | None:
-    """PPO's value model settings when the advantage estimator is GAE (None: no critic)."""
-    from rlvr.config import resolve_critic
-
-    return resolve_critic(cfg["algorithm"], cfg["optim"])
-
-
-def algorithm_spec(algo: dict, rollout: dict, dcmdp) -> dict:
-    """What the trainer needs to compute the loss: registry key, params, aggregation, temperature."""
-    params = dict(algo["objective_params"])
-    if algo.get("correction") and algo["correction"].get("mode", "none") != "none":
-        params["correction"] = dict(algo["correction"])
-    if dcmdp is not None:
-        params.update(dcmdp_lambda=dcmdp.value, tolerance=dcmdp.tolerance)
-    return {"objective": algo["objective"], "objective_params": params, "loss_agg_mode": algo["loss_agg_mode"],
-            "horizon": rollout["max_tokens"], "temperature": rollout["temperature"]}
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:

@@ -7,29 +7,25 @@ no-op and reseeds the global torch RNG; we restore the former.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+
+from rlvr.config import ModelConfig, RolloutConfig
+from rlvr.rollout.samples import Sample
 
 PROMPT_SEED_STRIDE = 10_007  # > any n: per-prompt seeds never overlap
 
 
-@dataclass
-class Sample:
-    """One sampled response: token ids, the log-probs vLLM sampled them with (mu), and why it stopped."""
-
-    prompt_index: int
-    token_ids: list[int]
-    logprobs: list[float]
-    text: str
-    finish_reason: str
-    version: int = 0  # the weight version that generated it (set by the rollout group)
-
-
 class VLLMEngine:
-    def __init__(self, model_dir: str, *, seed: int, dtype: str = "float32", max_model_len: int | None = None,
-                 kv_cache_gb: float = 1.0, gpu_memory_utilization: float = 0.5, enforce_eager: bool = True,
-                 threads: int | None = None, sleep_mode: bool = False, **engine_kwargs):
+    """One in-process vLLM engine. Rollout workers build it from the typed `RolloutConfig`
+    (`from_rollout_config`); `rlvr eval` and `rlvr rollout` pass their settings one by one (the defaults
+    are the schema's)."""
+
+    def __init__(self, model_dir: str, *, seed: int, dtype: str = ModelConfig.dtype,
+                 max_model_len: int | None = RolloutConfig.max_model_len,
+                 kv_cache_gb: float = RolloutConfig.kv_cache_gb,
+                 gpu_memory_utilization: float = RolloutConfig.gpu_memory_utilization,
+                 enforce_eager: bool = RolloutConfig.enforce_eager, threads: int | None = None,
+                 sleep_mode: bool = False, **engine_kwargs):
         set_threads = torch.set_num_threads
         if threads:
             set_threads(threads)
@@ -60,6 +56,14 @@ class VLLMEngine:
         if threads:
             set_threads(threads)
         self.tokenizer = self.llm.get_tokenizer()
+
+    @classmethod
+    def from_rollout_config(cls, model_dir: str, rollout, *, seed: int, dtype: str, sleep_mode: bool = False):
+        """The engine of a rollout worker: `rollout` is the typed `RolloutConfig` (`cpu_threads`: torch
+        threads on CPU)."""
+        return cls(model_dir, seed=seed, dtype=dtype, max_model_len=rollout.max_model_len,
+                   kv_cache_gb=rollout.kv_cache_gb, gpu_memory_utilization=rollout.gpu_memory_utilization,
+                   enforce_eager=rollout.enforce_eager, threads=rollout.cpu_threads, sleep_mode=sleep_mode)
 
     def generate(self, prompts: list[list[int]], *, n: int, temperature: float, max_tokens: int,
                  top_p: float = 1.0, stop: list[str] | None = None, seed: int | None = None) -> list[Sample]:
@@ -106,7 +110,8 @@ class VLLMEngine:
     def linear_weights(self) -> dict[str, torch.Tensor]:
         """The engine's weights as it will use them, for checks: plain parameters as they are, and
         linear layers (repacked for the CPU kernels, so unreadable directly) recovered by applying
-        each layer to an identity matrix. Fused projections are split back into HF names."""
+        each layer to an identity matrix in the engine's dtype. Fused projections are split back into
+        HF names. Tensors come back on CPU in the engine's dtype."""
         return self.llm.collective_rpc(_engine_weights)[0]
 
 
@@ -117,13 +122,13 @@ def _engine_weights(worker) -> dict[str, torch.Tensor]:
     from vllm.model_executor.layers.linear import LinearBase
 
     model = worker.model_runner.model
+    dtype = worker.model_runner.model_config.dtype  # the engine's own: its CPU kernels take no other
     out = {}
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, LinearBase):
                 param = next(module.parameters())
-                eye = torch.eye(module.input_size, dtype=param.dtype if param.is_cuda else torch.float32,
-                                device=param.device)
+                eye = torch.eye(module.input_size, dtype=dtype, device=param.device)
                 result = module(eye)
                 y = result[0] if isinstance(result, tuple) else result
                 bias = getattr(module, "bias", None)
@@ -146,7 +151,7 @@ def _engine_weights(worker) -> dict[str, torch.Tensor]:
         for name, param in model.named_parameters():
             if param.numel() and name not in out and not any(name.startswith(k) for k in _linear_prefixes(out)):
                 out[name] = param.detach().clone()
-    return {k: v.float().cpu() for k, v in out.items()}
+    return {k: v.cpu() for k, v in out.items()}  # in the engine's dtype (the check compares in it)
 
 
 def _linear_prefixes(out: dict) -> set[str]:

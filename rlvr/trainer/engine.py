@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from rlvr.batch import Batch, response_logprobs
+from rlvr.runtime import use_local_accelerator
 
 
 def _disable_shm_allreduce() -> None:
@@ -35,6 +36,7 @@ def _disable_shm_allreduce() -> None:
 
 
 def init_distributed(rank: int, world_size: int, master_addr: str, master_port: int) -> None:
+    use_local_accelerator()  # this actor's devices, not the driver's, decide DeepSpeed's accelerator
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": "0",
                        "MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port)})
     os.environ.pop("LOCAL_SIZE", None)
@@ -77,40 +79,52 @@ class ValueModel(torch.nn.Module):
         return self.head(hidden).squeeze(-1)
 
 
+def _network(model_dir: str, critic: bool, gradient_checkpointing: bool) -> torch.nn.Module:
+    """The trained model in fp32 (DeepSpeed casts it for bf16): the causal LM, or PPO's value model."""
+    from transformers import AutoModelForCausalLM
+
+    model = ValueModel(model_dir) if critic else AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if gradient_checkpointing:
+        (model.body if critic else model).gradient_checkpointing_enable()
+    return model
+
+
+def _optimizer(model: torch.nn.Module, optim, lr: float) -> torch.optim.Optimizer:
+    if optim.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=optim.weight_decay)
+    # torch's AdamW: DeepSpeed's fused CPU Adam would JIT-compile for minutes
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
+                             weight_decay=optim.weight_decay)
+
+
 class TrainEngine:
-    def __init__(self, model_dir: str, *, optim: dict, trainer: dict, dtype: str, world_size: int,
-                 with_reference: bool, gradient_checkpointing: bool = False, critic: bool = False):
-        """`critic=True`: the value model of PPO (the body of `model_dir` with a scalar head)."""
+    def __init__(self, model_dir: str, *, optim, trainer, model, world_size: int, with_reference: bool,
+                 critic: bool = False, lr: float | None = None):
+        """`optim`, `trainer`, `model`: the typed `OptimConfig`, `TrainerConfig`, `ModelConfig`.
+        `critic=True`: the value model of PPO (the body of `model_dir` with a scalar head), trained at
+        its own learning rate `lr` (None: `optim.lr`)."""
         import deepspeed
-        from transformers import AutoModelForCausalLM
 
         self.world_size = world_size
-        self.zero_stage = trainer["zero_stage"]
-        self.micro_batch_size = trainer["micro_batch_size"]
-        self.token_budget = trainer.get("token_budget", 0)
-        torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+        self.zero_stage = trainer.zero_stage
+        self.micro_batch_size = trainer.micro_batch_size
+        self.token_budget = trainer.token_budget
+        torch_dtype = torch.bfloat16 if model.dtype == "bfloat16" else torch.float32
         self.critic = critic
-        if critic:
-            model = ValueModel(model_dir)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        if gradient_checkpointing:
-            (model.body if critic else model).gradient_checkpointing_enable()
-        if optim.get("name", "adamw") == "sgd":
-            optimizer = torch.optim.SGD(model.parameters(), lr=optim["lr"], weight_decay=optim["weight_decay"])
-        else:  # torch's AdamW: DeepSpeed's fused CPU Adam would JIT-compile for minutes
-            optimizer = torch.optim.AdamW(model.parameters(), lr=optim["lr"], betas=(optim["beta1"], optim["beta2"]),
-                                          eps=optim["eps"], weight_decay=optim["weight_decay"])
-        warmup = optim.get("warmup_steps", 0)
+        network = _network(model_dir, critic, model.gradient_checkpointing)
+        optimizer = _optimizer(network, optim, optim.lr if lr is None else lr)
+        warmup = optim.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
         config = ds_config(micro_batch_size=self.micro_batch_size, world_size=world_size, zero_stage=self.zero_stage,
-                           grad_clip=trainer["grad_clip"], bf16=torch_dtype == torch.bfloat16)
+                           grad_clip=trainer.grad_clip, bf16=torch_dtype == torch.bfloat16)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config)
+            model=network, optimizer=optimizer, lr_scheduler=scheduler, config=config)
         self.device = self.engine.device
         self.reference = None
         if with_reference:
+            from transformers import AutoModelForCausalLM
+
             self.reference = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype).to(self.device).eval()
             self.reference.requires_grad_(False)
 

@@ -1,4 +1,5 @@
-"""``make_verifier``: one client interface for the four modes, and the unisolated ``inline`` mode."""
+"""``make_verifier``: one client interface for the four modes (built from keywords or from a
+``VerifierConfig``), and the unisolated ``inline`` mode."""
 
 from __future__ import annotations
 
@@ -75,3 +76,12 @@ def make_verifier(
         raise ValueError("mode='http' needs url= (where `rlvr serve-verifier` listens)")
     return HttpVerifier(url=url, token=token, timeout_s=timeout_s, max_chars=max_chars, strict=strict,
                         answer_format=answer_format, **kwargs)
+
+
+def make_verifier_from_config(cfg) -> BaseVerifier:
+    """``make_verifier`` with the settings of a ``VerifierConfig`` (the ``verifier`` block of `rlvr train`,
+    `rlvr eval` and `rlvr rollout`), read by attribute. Its reward settings (``format_weight``,
+    ``custom_reward``) are not the verifier's: they go to ``shaped_rewards``."""
+    return make_verifier(mode=cfg.mode, workers=cfg.workers, timeout_s=cfg.timeout_s, max_chars=cfg.max_chars,
+                         memory_mb=cfg.memory_mb, strict=cfg.strict, answer_format=cfg.answer_format, url=cfg.url,
+                         token=cfg.token)

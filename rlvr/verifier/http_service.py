@@ -44,6 +44,15 @@ class _Metrics:
         self.in_flight = 0
         self.started = time.time()
 
+    def record(self, results: list[VerifyResult], seconds: float) -> None:
+        """One answered /verify request: its latency, item count and verdicts."""
+        with self.lock:
+            self.latencies.append(seconds)
+            self.counts["requests"] += 1
+            self.counts["items"] += len(results)
+            for r in results:
+                self.counts[f"reason_{r.reason}"] += 1
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             lat = sorted(self.latencies)
@@ -55,6 +64,59 @@ class _Metrics:
 
         return {"uptime_s": round(time.time() - self.started, 1), "in_flight": in_flight,
                 "request_latency_ms": {"p50": pct(0.50), "p99": pct(0.99)}, **counts}
+
+
+async def _read_body(request, max_request_bytes: int) -> bytearray | None:
+    """The request body, or None when it is over ``max_request_bytes`` (declared, or as it streams in:
+    a lying Content-Length cannot make the server buffer more)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_request_bytes:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_request_bytes:
+            return None
+    return body
+
+
+def _parse_payload(body: bytes) -> tuple[list, list, bool | None, str | None]:
+    """(responses, golds, strict, answer_format) of a /verify body; ValueError/KeyError/TypeError
+    (a 400) when it is not what the endpoint takes."""
+    payload = json.loads(body)
+    responses, golds = payload["responses"], payload["golds"]
+    if not isinstance(responses, list) or not isinstance(golds, list):
+        raise TypeError("responses and golds must be lists")
+    if len(responses) != len(golds):
+        raise ValueError(f"{len(responses)} responses but {len(golds)} golds")
+    strict, answer_format = payload.get("strict"), payload.get("answer_format")
+    if strict is not None and not isinstance(strict, bool):
+        raise TypeError("strict must be a boolean")
+    if answer_format is not None and answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}")
+    return responses, golds, strict, answer_format
+
+
+async def _verify_holding(sem: asyncio.Semaphore, metrics: _Metrics, verifier: BaseVerifier, responses: list,
+                          golds: list, strict: bool | None, answer_format: str | None) -> list[VerifyResult]:
+    """Verify in a worker thread while holding ``sem`` (already acquired; released here), counted in
+    the metrics as in flight, then recorded."""
+    from starlette.concurrency import run_in_threadpool
+
+    t0 = time.monotonic()
+    with metrics.lock:
+        metrics.in_flight += 1
+    try:
+        if hasattr(verifier, "verify_with"):  # per-request options (the process and ray pools)
+            results = await run_in_threadpool(verifier.verify_with, responses, golds, strict, answer_format)
+        else:
+            results = await run_in_threadpool(verifier.verify, responses, golds)
+    finally:
+        sem.release()
+        with metrics.lock:
+            metrics.in_flight -= 1
+    metrics.record(results, time.monotonic() - t0)
+    return results
 
 
 def create_app(
@@ -100,26 +162,11 @@ def create_app(
     async def verify(request: Request):
         if not authorized(request):
             return reject(401, "auth", "missing or wrong bearer token")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_request_bytes:
+        body = await _read_body(request, max_request_bytes)
+        if body is None:
             return reject(413, "size", f"request body over {max_request_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_request_bytes:
-                return reject(413, "size", f"request body over {max_request_bytes} bytes")
         try:
-            payload = json.loads(body)
-            responses, golds = payload["responses"], payload["golds"]
-            if not isinstance(responses, list) or not isinstance(golds, list):
-                raise TypeError("responses and golds must be lists")
-            if len(responses) != len(golds):
-                raise ValueError(f"{len(responses)} responses but {len(golds)} golds")
-            strict, answer_format = payload.get("strict"), payload.get("answer_format")
-            if strict is not None and not isinstance(strict, bool):
-                raise TypeError("strict must be a boolean")
-            if answer_format is not None and answer_format not in ANSWER_FORMATS:
-                raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}")
+            responses, golds, strict, answer_format = _parse_payload(body)
         except (ValueError, KeyError, TypeError) as exc:
             return reject(400, "bad_request", f"bad request: {type(exc).__name__}: {exc}"[:300])
         if len(responses) > max_items:
@@ -128,24 +175,7 @@ def create_app(
             await asyncio.wait_for(sem.acquire(), timeout=queue_timeout_s)
         except asyncio.TimeoutError:
             return reject(503, "busy", "verifier busy, retry later")
-        t0 = time.monotonic()
-        with metrics.lock:
-            metrics.in_flight += 1
-        try:
-            if hasattr(verifier, "verify_with"):
-                results = await run_in_threadpool(verifier.verify_with, responses, golds, strict, answer_format)
-            else:
-                results = await run_in_threadpool(verifier.verify, responses, golds)
-        finally:
-            sem.release()
-            with metrics.lock:
-                metrics.in_flight -= 1
-        with metrics.lock:
-            metrics.latencies.append(time.monotonic() - t0)
-            metrics.counts["requests"] += 1
-            metrics.counts["items"] += len(results)
-            for r in results:
-                metrics.counts[f"reason_{r.reason}"] += 1
+        results = await _verify_holding(sem, metrics, verifier, responses, golds, strict, answer_format)
         return {"results": [r.to_dict() for r in results]}
 
     return app

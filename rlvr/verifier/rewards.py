@@ -8,6 +8,9 @@ Kinds:
   format (``reason`` is ``correct`` or ``wrong``): 1 + w, w, or 0.
 - ``custom``: ``custom="pkg.module:function"``, called as ``fn(results, responses)`` and returning
   one finite float per input.
+
+``shaped_rewards`` is the run's reward: one of these kinds plus, when enabled, DAPO's soft overlong
+punishment (``rlvr.algorithms.overlong_penalty``). Generated and offline samples both go through it.
 """
 
 from __future__ import annotations
@@ -65,3 +68,41 @@ def compute_rewards(
             raise ValueError("custom reward returned a non-finite value")
         return out
     raise ValueError(f"reward kind must be one of {REWARD_KINDS}, got {kind!r}")
+
+
+def shaped_rewards(
+    results: Sequence[VerifyResult],
+    responses: Sequence[str],
+    lengths: Sequence[int],
+    *,
+    kind: str,
+    format_weight: float,
+    custom: str | Callable | None,
+    max_tokens: int,
+    overlong_cache_len: int | None = None,
+) -> list[float]:
+    """The training reward of each response: ``compute_rewards`` plus DAPO's overlong penalty of its
+    token count (``lengths``) against ``max_tokens`` when ``overlong_cache_len`` is set (None: no
+    penalty). The penalty is computed in float32 by ``overlong_penalty`` and added to each reward."""
+    rewards = compute_rewards(results, responses, kind=kind, format_weight=format_weight, custom=custom)
+    if overlong_cache_len is not None:
+        import torch  # only runs with overlong shaping pay for torch
+
+        from rlvr.algorithms import overlong_penalty
+
+        penalty = overlong_penalty(torch.tensor(list(lengths), dtype=torch.float32), max_tokens, overlong_cache_len)
+        rewards = [r + p for r, p in zip(rewards, penalty.tolist())]
+    return [float(r) for r in rewards]
+
+
+def reward_settings(cfg) -> dict:
+    """``shaped_rewards``' keywords from a run's typed ``Config`` (read by attribute): the reward kind
+    (``algorithm.reward``), ``verifier.format_weight`` / ``custom_reward``, ``rollout.max_tokens`` and,
+    when ``algorithm.overlong.enabled``, the overlong cache length."""
+    from rlvr.config import overlong_cache_len
+
+    max_tokens = cfg.rollout.max_tokens
+    overlong = cfg.algorithm.overlong
+    return {"kind": cfg.algorithm.reward, "format_weight": cfg.verifier.format_weight,
+            "custom": cfg.verifier.custom_reward, "max_tokens": max_tokens,
+            "overlong_cache_len": overlong_cache_len(overlong, max_tokens) if overlong.enabled else None}

@@ -109,3 +109,14 @@ def test_step0_pi_old_equals_mu_gives_neutral_metrics():
                                      correction={"mode": mode})
         assert met["mismatch_abs_diff"] < 1e-6 and met["mismatch_kl"] < 1e-12
         assert met["correction_masked_frac"] == 0 and met["correction_ess"] == pytest.approx(1.0)
+
+
+def test_none_params_take_the_modes_defaults():
+    """The typed config block carries every param, None when unset: those take the chosen mode's defaults."""
+    unset = {"clip": None, "low": None, "high": None, "level": None}
+    assert resolve_correction({"mode": "tis", **unset}) == {"mode": "tis", "clip": 2.0}
+    assert resolve_correction({"mode": "mis", **unset, "level": "sequence"}) == {
+        "mode": "mis", "low": 0.5, "high": 2.0, "level": "sequence"}
+    assert resolve_correction({"mode": "none", **unset}) == {"mode": "none"}
+    with pytest.raises(ValueError, match="unknown param"):
+        resolve_correction({"mode": "tis", "low": 0.5})

@@ -13,12 +13,12 @@ from rlvr.algorithms import (
     OBJECTIVES,
     compute_advantages,
     compute_policy_loss,
-    load_plugins,
     needs_reference,
     objective_info,
     register_advantage,
     register_objective,
 )
+from rlvr.plugins import import_plugins
 
 TABLE = ["pg", "ppo", "grpo", "dr_grpo", "dapo", "gspo", "cispo", "rloo", "reinforce_pp", "dppo_tv",
          "dppo_kl", "drpo", "dgpo", "dcmdp"]
@@ -131,7 +131,7 @@ def test_plugin_module(tmp_path, monkeypatch):
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        assert load_plugins(["my_rlvr_plugin_xyz"]) == ["my_rlvr_plugin_xyz"]
+        import_plugins(["my_rlvr_plugin_xyz"])
         assert "my_pg_xyz" in OBJECTIVES and "my_adv_xyz" in ADVANTAGES
         lp = torch.full((1, 2), -1.0, requires_grad=True)
         loss, met = compute_policy_loss("my_pg_xyz", logprobs=lp, old_logprobs=None,

@@ -80,3 +80,36 @@ def test_unknown_template_lists_valid_ones():
 def test_system_only_for_chat():
     with pytest.raises(ValueError, match="system"):
         format_prompt("Q?", template="plain", system="Be brief.")
+
+
+class _RecordingTokenizer:
+    """Records what it is asked to encode; a chat template that shows the system prompt."""
+
+    chat_template = "set"
+
+    def __init__(self):
+        self.calls = []
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return "|".join(m["content"] for m in messages)
+
+    def __call__(self, text, add_special_tokens):
+        self.calls.append((text, add_special_tokens))
+        return {"input_ids": [len(text), int(add_special_tokens)]}
+
+
+def test_tokenize_prompts_reads_the_typed_data_config():
+    from omegaconf import OmegaConf
+
+    from rlvr.config import DataConfig
+    from rlvr.data import tokenize_prompts
+
+    problems = [{"prompt": "1+1?"}, {"prompt": "2+3?"}]
+    tok = _RecordingTokenizer()
+    assert tokenize_prompts(tok, problems, DataConfig()) == [[5, 1], [5, 1]]
+    assert tok.calls == [("1+1?\n", True), ("2+3?\n", True)]  # plain: the tokenizer's own special tokens
+    tok.calls.clear()
+    chat = DataConfig(template="chat", system_prompt="Be brief.", instruction="Answer: N")
+    for cfg in (chat, OmegaConf.structured(chat)):  # the dataclass or its OmegaConf node
+        tokenize_prompts(tok, problems[:1], cfg)
+    assert tok.calls == [("Be brief.|1+1?\nAnswer: N", False)] * 2  # the chat template wrote them already

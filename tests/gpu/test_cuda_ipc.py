@@ -1,4 +1,4 @@
-"""Weight sync in buckets (rlvr.sync), and the CUDA IPC backend (GPU, colocated placement).
+"""Weight sync in buckets (rlvr.weight_sync.buckets), and the CUDA IPC transport (GPU, colocated placement).
 
 The bucket plan and the bucket-by-bucket reload into vLLM run on CPU too (NCCL and CUDA IPC receivers
 load exactly that way); the CUDA IPC transport and the colocated run need a GPU and skip without one.
@@ -15,7 +15,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rlvr import sync  # noqa: E402
+from rlvr import weight_sync  # noqa: E402
+from rlvr.weight_sync import buckets as sync  # noqa: E402
+from rlvr.weight_sync import cuda_ipc  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA IPC needs a CUDA device")
 
@@ -60,21 +62,21 @@ def test_buckets_keep_layers_whole_and_round_trip(bucket_bytes):
 
 
 def test_backend_choice_and_errors():
-    assert sync.choose_backend("auto", colocated=False, cuda=False) == "object_store"
-    assert sync.choose_backend("auto", colocated=True, cuda=False) == "object_store"
-    assert sync.choose_backend("auto", colocated=False, cuda=True) == "nccl"
-    assert sync.choose_backend("auto", colocated=True, cuda=True) == "cuda_ipc"
-    assert sync.choose_backend("object_store", colocated=True, cuda=True) == "object_store"
+    assert weight_sync.choose_backend("auto", colocated=False, cuda=False) == "object_store"
+    assert weight_sync.choose_backend("auto", colocated=True, cuda=False) == "object_store"
+    assert weight_sync.choose_backend("auto", colocated=False, cuda=True) == "nccl"
+    assert weight_sync.choose_backend("auto", colocated=True, cuda=True) == "cuda_ipc"
+    assert weight_sync.choose_backend("object_store", colocated=True, cuda=True) == "object_store"
     with pytest.raises(ValueError, match="cuda_ipc needs CUDA"):
-        sync.choose_backend("cuda_ipc", colocated=True, cuda=False)
+        weight_sync.choose_backend("cuda_ipc", colocated=True, cuda=False)
     with pytest.raises(ValueError, match="cuda_ipc needs cluster.placement=colocated"):
-        sync.choose_backend("cuda_ipc", colocated=False, cuda=True)
+        weight_sync.choose_backend("cuda_ipc", colocated=False, cuda=True)
     with pytest.raises(ValueError, match="nccl needs CUDA"):
-        sync.choose_backend("nccl", cuda=False)
+        weight_sync.choose_backend("nccl", cuda=False)
     with pytest.raises(ValueError, match="use cuda_ipc"):
-        sync.choose_backend("nccl", colocated=True, cuda=True)
+        weight_sync.choose_backend("nccl", colocated=True, cuda=True)
     with pytest.raises(ValueError, match="must be one of"):
-        sync.choose_backend("gloo")
+        weight_sync.choose_backend("gloo")
 
 
 RELOAD_SCRIPT = textwrap.dedent('''
@@ -82,7 +84,8 @@ RELOAD_SCRIPT = textwrap.dedent('''
     from rlvr.runtime import actor_env
     os.environ.update(actor_env(sys.argv[2]))
     import torch
-    from rlvr import sync
+    from rlvr.weight_sync import buckets as sync
+    from rlvr.weight_sync import weight_sync_error
     from rlvr.models.tiny import build_tiny_model
     hf = build_tiny_model(sys.argv[1], seed=3)
     from rlvr.rollout.engine import VLLMEngine
@@ -96,7 +99,6 @@ RELOAD_SCRIPT = textwrap.dedent('''
     plan = sync.plan_buckets(sync.tensor_metas(new), 1)  # one layer per bucket: the hardest case
     for bucket, buf in sync.buckets(new.items(), 1, "cpu"):
         engine.load_weights(sync.unpack(buf, bucket))
-    from rlvr.orchestrator.steps import weight_sync_error
     got = engine.linear_weights()
     before = weight_sync_error(old, got)
     print(json.dumps({"buckets": len(plan), "compared": sum(k in new for k in got),
@@ -121,7 +123,7 @@ def test_bucket_by_bucket_reload_into_vllm(tmp_path, cache_dir):
 @pytest.mark.gpu
 @needs_cuda
 def test_ipc_buckets_between_two_processes_on_one_gpu():
-    """rlvr.sync's CUDA IPC path without vLLM or DeepSpeed: a sender packs buckets on the GPU and hands out
+    """rlvr.weight_sync.cuda_ipc's path without vLLM or DeepSpeed: a sender packs buckets on the GPU and hands out
     handles; a second process maps them, checks every tensor and acknowledges before the next bucket."""
     import multiprocessing as mp
 
@@ -131,10 +133,10 @@ def test_ipc_buckets_between_two_processes_on_one_gpu():
     receiver.start()
     try:
         state = {k: v.cuda() for k, v in _state().items()}
-        uuid = sync.device_uuid()
+        uuid = cuda_ipc.device_uuid()
         n = 0
         for bucket, buf in sync.buckets(state.items(), 700, torch.device("cuda")):
-            handles.put((sync.ipc_handle(buf), bucket, uuid))
+            handles.put((cuda_ipc.ipc_handle(buf), bucket, uuid))
             assert acks.get(timeout=120) == "ok"
             del buf
             torch.cuda.ipc_collect()
@@ -150,14 +152,15 @@ def test_ipc_buckets_between_two_processes_on_one_gpu():
 def _ipc_receiver(handles, acks):
     import torch
 
-    from rlvr import sync
+    from rlvr.weight_sync import cuda_ipc
+    from rlvr.weight_sync.buckets import unpack
 
     expected = {k: v.cuda() for k, v in _state().items()}
     count = 0
     while (msg := handles.get(timeout=120)) is not None:
         handle, bucket, uuid = msg
-        buf = sync.open_ipc_handle(handle, sender_uuid=uuid)
-        ok = all(torch.equal(t, expected[name]) for name, t in sync.unpack(buf, bucket))
+        buf = cuda_ipc.open_ipc_handle(handle, sender_uuid=uuid)
+        ok = all(torch.equal(t, expected[name]) for name, t in unpack(buf, bucket))
         torch.cuda.synchronize()
         del buf
         count += 1
@@ -170,7 +173,7 @@ def _ipc_receiver(handles, acks):
 def test_ipc_handle_from_another_gpu_is_refused():
     buf = torch.zeros(16, dtype=torch.uint8, device="cuda")
     with pytest.raises(RuntimeError, match="needs both on one GPU"):
-        sync.open_ipc_handle(sync.ipc_handle(buf), sender_uuid="GPU-not-this-one")
+        cuda_ipc.open_ipc_handle(cuda_ipc.ipc_handle(buf), sender_uuid="GPU-not-this-one")
 
 
 @pytest.mark.gpu

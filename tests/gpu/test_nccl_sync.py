@@ -22,8 +22,10 @@ def test_nccl_weight_sync_matches_trainer(tmp_path, cache_dir):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
-def test_nccl_broadcast_roundtrip():
-    """rlvr.sync's broadcast/receive between two processes, without vLLM or DeepSpeed."""
+@pytest.mark.parametrize("bucket_bytes", [1, 1 << 20])
+def test_nccl_broadcast_roundtrip(bucket_bytes):
+    """rlvr.weight_sync.nccl's broadcast/receive between two processes, without vLLM or DeepSpeed: the
+    receiver allocates from the same bucket plan, and gets every tensor back exactly, in its own dtype."""
     import multiprocessing as mp
     import socket
 
@@ -32,7 +34,7 @@ def test_nccl_broadcast_roundtrip():
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_roundtrip_rank, args=(r, port, q)) for r in range(2)]
+    procs = [ctx.Process(target=_roundtrip_rank, args=(r, port, bucket_bytes, q)) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
@@ -40,19 +42,29 @@ def test_nccl_broadcast_roundtrip():
     assert q.get(timeout=5) == "ok"
 
 
-def _roundtrip_rank(rank, port, q):
+def _state() -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {"model.layers.0.self_attn.q_proj.weight": torch.randn(3, 4, generator=g),
+            "model.layers.0.self_attn.q_proj.bias": torch.arange(5, dtype=torch.float32),
+            "model.layers.1.mlp.up_proj.weight": torch.randn(6, 4, generator=g).to(torch.bfloat16),
+            "lm_head.weight": torch.randn(7, 4, generator=g)}
+
+
+def _roundtrip_rank(rank, port, bucket_bytes, q):
     import torch
 
-    from rlvr import sync
+    from rlvr.weight_sync.buckets import plan_buckets, tensor_metas
+    from rlvr.weight_sync.nccl import broadcast, nccl_group, receive
 
     device = torch.device("cuda", rank)
     torch.cuda.set_device(device)
-    comm = sync.nccl_group("127.0.0.1", port, rank, 2, device)
-    torch.manual_seed(0)
-    state = {"a": torch.randn(3, 4), "b": torch.arange(5, dtype=torch.float32)}
+    comm = nccl_group("127.0.0.1", port, rank, 2, device)
+    state = _state()
+    plan = plan_buckets(tensor_metas(state), bucket_bytes)  # both sides make the same plan
     if rank == 0:
-        sync.broadcast(comm, (t.to(device) for t in state.values()))
+        broadcast(comm, ((k, v.to(device)) for k, v in state.items()), plan, device, bucket_bytes)
     else:
-        got = dict(sync.receive(comm, sync.tensor_metas(state), device))
-        ok = all(torch.equal(got[k].cpu(), v) for k, v in state.items())
+        got = {name: t.cpu() for named in receive(comm, plan, device) for name, t in named}
+        ok = got.keys() == state.keys() and all(
+            got[k].dtype == v.dtype and torch.equal(got[k], v) for k, v in state.items())
         q.put("ok" if ok else "mismatch")

@@ -109,9 +109,10 @@ def _rank_main(rank: int, world: int, port: int, micro: int, budget: int, model_
     try:
         from rlvr.runtime import actor_env
 
-        os.environ.update(actor_env(cache_dir))   # DS_ACCELERATOR=cpu, compile caches and TMPDIR in the cache
+        os.environ.update(actor_env(cache_dir))   # compile caches and TMPDIR in the cache
         torch.set_num_threads(1)
         import rlvr.trainer.engine as engine_module
+        from rlvr.config import ModelConfig, OptimConfig, TrainerConfig
         from rlvr.trainer.engine import TrainEngine, init_distributed
 
         _allow_sgd_under_zero(engine_module)
@@ -120,12 +121,12 @@ def _rank_main(rank: int, world: int, port: int, micro: int, budget: int, model_
         # exactly how TrainerGroup.update splits one mini-batch across ranks and micro-batches
         shards = batch.chunks(world)
         n_micro = max(1, max(len(s.micro_batches(micro, budget)) for s in shards))
-        optim = {"name": "sgd", "lr": 1.0, "weight_decay": 0.0, "warmup_steps": 0}
+        optim = OptimConfig(name="sgd", lr=1.0, weight_decay=0.0, warmup_steps=0)
         for name, mode, stage in CONFIGS:
             progress.write_text(f"{name}: building the engine")
-            engine = TrainEngine(model_dir, optim=optim, dtype="float32", world_size=world, with_reference=False,
-                                 trainer={"zero_stage": stage, "micro_batch_size": micro, "grad_clip": 0.0,
-                                          "token_budget": budget})
+            trainer = TrainerConfig(zero_stage=stage, micro_batch_size=micro, grad_clip=0.0, token_budget=budget)
+            engine = TrainEngine(model_dir, optim=optim, trainer=trainer, model=ModelConfig(dtype="float32"),
+                                 world_size=world, with_reference=False)
             progress.write_text(f"{name}: in TrainEngine.update")
             metrics = engine.update([shards[rank]], [(batch.num_tokens, batch.num_seqs)], [n_micro],
                                     objective="pg", objective_params={"is_mode": "none"}, loss_agg_mode=mode,

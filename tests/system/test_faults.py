@@ -10,8 +10,8 @@ import pytest
 import ray
 
 from rlvr.config import compose
-from rlvr.orchestrator.loop import Loop, start_workers
-from rlvr.orchestrator.setup import RunSetup
+from rlvr.orchestrator.loop import Loop
+from rlvr.orchestrator.setup import RunSetup, start_workers
 
 from .helpers import SMALL
 

@@ -28,12 +28,12 @@ OVERLONG = ["algorithm.overlong.enabled=true", "algorithm.overlong.cache_len=8"]
 def _tiny_model(cache_dir: Path, run_dir: Path) -> str:
     """The model SMALL's `rlvr train` starts from (the same cache entry, built once)."""
     from rlvr.config import compose
+    from rlvr.data import load_problem_sets
     from rlvr.models import prepare_model
-    from rlvr.orchestrator.setup import load_problem_sets
 
     cfg = compose([*SMALL, f"output_dir={run_dir}", f"cache_dir={cache_dir}"])
-    return prepare_model(cfg["model"], load_problem_sets(cfg)[2], cache_dir=str(Path(cache_dir).resolve()),
-                         seed=cfg["seed"])
+    return prepare_model(cfg.model, load_problem_sets(cfg.data, cfg.seed)[2], cache_dir=str(Path(cache_dir).resolve()),
+                         seed=cfg.seed)
 
 
 def _problems(path: Path) -> Path:
@@ -56,8 +56,8 @@ def _rollout(cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_rollout_then_offline_training(tmp_path, cache_dir):
     from rlvr.config import compose
-    from rlvr.offline import OfflineSource
     from rlvr.orchestrator.steps import rollout_metrics
+    from rlvr.rollout.offline import OfflineSource
 
     model = _tiny_model(cache_dir, tmp_path / "scratch")
     data = _problems(tmp_path / "problems.jsonl")

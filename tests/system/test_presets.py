@@ -14,6 +14,7 @@ objective takes a real gradient step. Steps are numbered on across presets (weig
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import os
@@ -69,16 +70,15 @@ def stack(tmp_path_factory, cache_dir):
     import ray
 
     from rlvr import algorithms as A
-    from rlvr.orchestrator.loop import start_workers
-    from rlvr.orchestrator.setup import RunSetup
+    from rlvr.orchestrator.setup import RunSetup, start_workers
 
     saved_env = dict(os.environ)   # start_ray sets Ray/DeepSpeed variables in this process
     shm_before = set(os.listdir("/dev/shm"))
     out = tmp_path_factory.mktemp("presets")
     cfg = _compose(out, cache_dir, "algorithm=grpo")
-    algo = cfg["algorithm"]
-    has_ref = A.needs_reference(algo["objective"], algo["objective_params"], algo["advantage"],
-                                algo["advantage_params"])
+    algo = cfg.algorithm
+    has_ref = A.needs_reference(algo.objective, algo.objective_params, algo.advantage,
+                                algo.advantage_params)
     assert has_ref, "the base config must start a reference model for the presets that need one"
     run = RunSetup(cfg)
     placement = None
@@ -101,15 +101,9 @@ def stack(tmp_path_factory, cache_dir):
 def _objective_metric_keys(cfg: dict, with_ref: bool) -> set[str]:
     """The metric names the preset's objective reports, from one call on a dummy micro-batch."""
     from rlvr.algorithms import compute_policy_loss
-    from rlvr.orchestrator.setup import algorithm_spec
+    from rlvr.orchestrator.algorithm import AlgorithmDriver
 
-    algo = cfg["algorithm"]
-    dcmdp = None
-    if algo["dcmdp"].get("enabled"):
-        from rlvr.algorithms import DCMDPController
-
-        dcmdp = DCMDPController.from_config(algo["dcmdp"])
-    spec = algorithm_spec(algo, cfg["rollout"], dcmdp)
+    spec = AlgorithmDriver(cfg).spec()
     lp = -torch.rand(2, 3)
     _, metrics = compute_policy_loss(
         spec["objective"], logprobs=lp, old_logprobs=lp - 0.01, rollout_logprobs=lp + 0.01,
@@ -126,23 +120,24 @@ def test_preset_runs_two_steps(stack, preset):
 
     base, run, trainers, rollouts = stack["cfg"], stack["run"], stack["trainers"], stack["rollouts"]
     cfg = _compose(stack["out"], stack["cache_dir"], f"algorithm={preset}")   # what `rlvr train` would run
-    algo = cfg["algorithm"]
-    assert algo["name"] == preset
-    changed = sorted(k for k in cfg if k != "algorithm" and cfg[k] != base[k])
+    algo = cfg.algorithm
+    assert algo.name == preset
+    changed = sorted(f.name for f in dataclasses.fields(cfg)
+                     if f.name != "algorithm" and getattr(cfg, f.name) != getattr(base, f.name))
     assert not changed, f"preset {preset} changes {changed}: the shared workers would not match"
     # (the shared trainers have a reference model, so a preset that needs pi_ref gets it)
     # the preset's reward plus a dense term (see _dense): informative groups on the tiny model
-    kind = algo["reward"]
+    kind = algo.reward
     assert kind in ("correctness", "plus_minus"), f"{preset}: no dense variant of reward {kind!r}"
     cfg = copy.deepcopy(cfg)
-    cfg["algorithm"]["reward"] = "custom"
-    cfg["verifier"]["custom_reward"] = f"{__name__}:{kind}_dense"
-    algo = cfg["algorithm"]
+    cfg.algorithm.reward = "custom"
+    cfg.verifier.custom_reward = f"{__name__}:{kind}_dense"
+    algo = cfg.algorithm
 
     expected = {f"train/{k}" for k in _objective_metric_keys(cfg, with_ref=True)}
     expected |= {"train/loss", "train/entropy", "train/grad_norm", "train/optimizer_steps",
                  "rollout/reward_mean", "rollout/extra_gen_rounds", "mismatch/logprob_abs_max"}
-    if algo["dcmdp"].get("enabled"):
+    if algo.dcmdp.enabled:
         expected |= {"train/dcmdp_lambda_prev", "train/dcmdp_update_skipped"}   # the dual-ascent controller
     loop = Loop(cfg, run, trainers, rollouts)
     before = trainers.state_dict()
@@ -155,14 +150,14 @@ def test_preset_runs_two_steps(stack, preset):
         assert not missing, f"{preset} step {step}: metrics lack {missing}"
         bad = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not math.isfinite(v)}
         assert not bad, f"{preset} step {step}: non-finite metrics {bad}"
-        assert metrics["train/optimizer_steps"] == algo["mini_batches"] * algo["ppo_epochs"]
+        assert metrics["train/optimizer_steps"] == algo.mini_batches * algo.ppo_epochs
         learnable.append(metrics["train/advantage_abs_mean"] > 0)
         if learnable[-1]:
             assert metrics["train/grad_norm"] > 0, f"{preset} step {step}: zero gradient for non-zero advantages"
         assert metrics["mismatch/weight_sync_max_abs"] < 1e-5, metrics["mismatch/weight_sync_max_abs"]
         assert metrics["mismatch/logprob_abs_max"] < 1e-3, metrics["mismatch/logprob_abs_max"]
         assert rollouts.version == step + 1
-        if not algo["dynamic_sampling"]:
+        if not algo.dynamic_sampling:
             assert metrics["rollout/extra_gen_rounds"] == 0
     if loop.dcmdp is not None:
         assert loop.dcmdp.num_updates == STEPS_PER_PRESET
@@ -171,8 +166,8 @@ def test_preset_runs_two_steps(stack, preset):
     assert any(learnable), f"{preset}: every advantage was 0 in {STEPS_PER_PRESET} steps"
     assert moved > 0, f"{preset}: weights did not change in {STEPS_PER_PRESET} steps"
     clip = {k: round(v, 4) for k, v in metrics.items() if k in ("train/clip_frac", "train/mask_frac")}
-    agg = algo["loss_agg_mode"] or OBJECTIVES[algo["objective"]].default_agg
-    print(f"\n{preset:13s} objective={algo['objective']:12s} agg={agg:24s} "
+    agg = algo.loss_agg_mode or OBJECTIVES[algo.objective].default_agg
+    print(f"\n{preset:13s} objective={algo.objective:12s} agg={agg:24s} "
           f"loss={metrics['train/loss']:+.4f} grad_norm={metrics['train/grad_norm']:.3e} max|dW|={moved:.2e} "
           f"reward={kind} learnable_steps={sum(learnable)} "
           f"extra_rounds={metrics['rollout/extra_gen_rounds']} {clip} step_s={metrics['perf/step_s']:.2f}")

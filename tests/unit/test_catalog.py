@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from rlvr.config import ModelConfig
 from rlvr.models import catalog
-from rlvr.models.prepare import prepare_model
+from rlvr.models.prepare import _plain, prepare_model
 
 
 def _fake_find_spec(missing: set[str]):
@@ -34,15 +35,30 @@ def test_catalog_name_resolves_to_cached_dir(tmp_path, monkeypatch):
     out = _fake_prepared(tmp_path)
     monkeypatch.setattr(catalog, "convert_gguf", lambda *a, **k: pytest.fail("must not convert again"))
     logs = []
-    got = prepare_model({"path": "smollm2-135m"}, [], cache_dir=str(tmp_path), seed=0, log=logs.append)
+    got = prepare_model(ModelConfig(path="smollm2-135m"), [], cache_dir=str(tmp_path), seed=0, log=logs.append)
     assert got == str(out) and out == (tmp_path / "models" / "smollm2-135m").resolve()
     assert "cached" in logs[0]
 
 
 def test_other_paths_pass_through_untouched(tmp_path):
     for path in ("Qwen/Qwen2.5-Math-1.5B", "/ckpt/model", "smollm2-135m-typo"):
-        assert prepare_model({"path": path}, [], cache_dir=str(tmp_path), seed=0) == path
+        assert prepare_model(ModelConfig(path=path), [], cache_dir=str(tmp_path), seed=0) == path
     assert not catalog.is_catalog_name(None) and catalog.is_catalog_name("smollm2-135m")
+
+
+def test_tiny_model_cache_key_reads_the_same_from_every_config_form():
+    """The tiny model's cache key hashes the `tiny`/`warmstart` blocks: a dataclass, an OmegaConf node and
+    the dict the config used to be must give the same JSON, or every cached model would be rebuilt."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    typed = ModelConfig()
+    node = OmegaConf.structured(ModelConfig)
+    for name in ("tiny", "warmstart"):
+        as_dict = asdict(typed)[name]
+        assert _plain(getattr(typed, name)) == _plain(getattr(node, name)) == _plain(as_dict) == as_dict
+        assert json.dumps(_plain(getattr(typed, name)), sort_keys=True) == json.dumps(as_dict, sort_keys=True)
 
 
 def test_missing_wheel_says_the_pip_command(tmp_path, monkeypatch):
@@ -125,8 +141,8 @@ def test_cli_prints_the_cached_path(tmp_path, capsys):
 
 rg = pytest.importorskip("reasoning_gym", reason="reasoning-gym not installed (the smollm2 extra)")
 
-from rlvr.data import load_problems  # noqa: E402
-from rlvr.data.reasoning_gym import drop_overlap, generate, load_train_heldout, parse_spec  # noqa: E402
+from rlvr.data import load_problems, load_train_heldout  # noqa: E402
+from rlvr.data.reasoning_gym import drop_overlap, generate, parse_spec  # noqa: E402
 
 
 def test_parse_spec():
@@ -165,14 +181,22 @@ def test_bad_dataset_options_are_one_clear_error():
 # ------------------------------------------------------------------------------------------ the recipe
 
 
+def _typed(cfg):
+    """`compose`'s result with attribute access, whether it is the typed `Config` or (before it) a dict."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+
+
 def test_recipe_composes_to_the_measured_values(tmp_path):
     from rlvr.config import compose
+    from rlvr.data import load_problem_sets
 
-    cfg = compose([f"output_dir={tmp_path}", "experiment=smollm2-135m-arith"])
-    assert cfg["model"]["path"] == "smollm2-135m" and cfg["model"]["warmstart"]["steps"] == 0
-    assert cfg["data"]["train_path"].startswith("reasoning_gym:basic_arithmetic")
-    assert cfg["data"]["eval_path"].startswith("reasoning_gym:basic_arithmetic") and cfg["data"]["template"] == "chat"
-    assert cfg["algorithm"]["name"] == "grpo"
+    cfg = _typed(compose([f"output_dir={tmp_path}", "experiment=smollm2-135m-arith"]))
+    assert cfg.model.path == "smollm2-135m" and cfg.model.warmstart.steps == 0
+    assert cfg.data.train_path.startswith("reasoning_gym:basic_arithmetic")
+    assert cfg.data.eval_path.startswith("reasoning_gym:basic_arithmetic") and cfg.data.template == "chat"
+    assert cfg.algorithm.name == "grpo"
     expected = {
         "model.dtype": "float32",
         "data.prompts_per_step": 8, "data.eval_size": 0, "data.system_prompt": None,
@@ -184,8 +208,10 @@ def test_recipe_composes_to_the_measured_values(tmp_path):
     }
     for key, value in expected.items():
         group, name = key.split(".")
-        assert cfg[group][name] == value, key
-    train, heldout = load_train_heldout(cfg["data"]["train_path"], cfg["data"]["eval_path"],
-                                        train_split=cfg["data"]["train_split"], eval_split=cfg["data"]["eval_split"])
-    assert len(heldout) >= cfg["data"]["eval_size"]
-    assert len(train) >= cfg["data"]["prompts_per_step"] * cfg["trainer"]["total_steps"]
+        assert getattr(getattr(cfg, group), name) == value, key
+    train, heldout, warmstart = load_problem_sets(cfg.data, cfg.seed)
+    assert (train, heldout) == load_train_heldout(cfg.data.train_path, cfg.data.eval_path,
+                                                  train_split=cfg.data.train_split, eval_split=cfg.data.eval_split)
+    assert warmstart == []  # reasoning-gym problems carry no worked solution
+    assert len(heldout) >= cfg.data.eval_size
+    assert len(train) >= cfg.data.prompts_per_step * cfg.trainer.total_steps

@@ -12,9 +12,9 @@ from rlvr.config import ConfigError, compose
 
 def test_default_config_composes_and_validates(tmp_path):
     cfg = compose([f"output_dir={tmp_path}"])
-    assert cfg["algorithm"]["name"] == "grpo"
-    assert cfg["trainer"]["zero_stage"] == 2 and cfg["trainer"]["num_ranks"] == 2
-    assert cfg["logger"]["wandb"]["mode"] == "offline"
+    assert cfg.algorithm.name == "grpo"
+    assert cfg.trainer.zero_stage == 2 and cfg.trainer.num_ranks == 2
+    assert cfg.logger.wandb.mode == "offline"
 
 
 @pytest.mark.parametrize("override, key", [

@@ -141,6 +141,7 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     assert "for temperature:" in _one_line_error(capsys, [*ok, "temperature=hot"])
     assert "model=PATH is required" in _one_line_error(capsys, [f"data.path={data}"])
     assert "data.path=FILE is required" in _one_line_error(capsys, [f"model={model}"])
+    assert "same setting" in _one_line_error(capsys, [*ok, f"data.eval_path={data}"])
     assert "model not found" in _one_line_error(capsys, [f"model={tmp_path / 'nope'}", f"data.path={data}"])
     assert "problem file not found" in _one_line_error(capsys, [f"model={model}", f"data.path={tmp_path / 'x.jsonl'}"])
     assert "n (samples per problem) must be >= k" in _one_line_error(capsys, [*ok, "k=4", "n=2"])
@@ -148,9 +149,108 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     assert "key=value" in _one_line_error(capsys, [*ok, "k"])
 
     cfg = parse_overrides([*ok, "k=8", "temperature=1", "data.limit=3", "verifier.timeout_s=2"])
-    assert (cfg.k, cfg.n, cfg.temperature, cfg.data.limit, cfg.verifier.timeout_s) == (8, 8, 1.0, 3, 2.0)
+    assert (cfg.k, cfg.n, cfg.temperature, cfg.limit, cfg.verifier.timeout_s) == (8, 8, 1.0, 3, 2.0)
+    assert "limit (data.limit) must be >= 1" in _one_line_error(capsys, [*ok, "data.limit=0"])
     with pytest.raises(EvalError):
         parse_overrides([*ok, "seed=x"])
+
+
+def test_eval_config_nests_the_train_blocks(tmp_path):
+    from rlvr.config import DataConfig, VerifierConfig
+    from rlvr.evaluation import build_config
+
+    cfg = parse_overrides(["model=m", "data.path=p.jsonl", "data.split=validation", "data.template=boxed_instruction"])
+    assert isinstance(cfg.data, DataConfig) and isinstance(cfg.verifier, VerifierConfig)
+    assert (cfg.data.eval_path, cfg.data.eval_split, cfg.data.template, cfg.limit) == (
+        "p.jsonl", "validation", "boxed_instruction", None)
+    same = parse_overrides(["model=m", "data.eval_path=p.jsonl", "data.eval_split=validation",
+                            "data.template=boxed_instruction"])
+    assert same == cfg
+    assert parse_overrides(["model=m", "data.path=p.jsonl"]).data.eval_split == "test"  # as before
+    # evaluate_model's dict form takes the short keys too
+    from_dict = build_config(lambda: {"model": "m", "data": {"path": "p.jsonl", "limit": 2}})
+    assert (from_dict.data.eval_path, from_dict.limit) == ("p.jsonl", 2)
+
+
+# ------------------------------------------------------------------------------ the shared evaluator
+
+
+class _FakeRollouts:
+    """The rollout group's interface; samples come back in a scrambled order (the evaluator sorts)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompt_ids, params):
+        from rlvr.rollout.samples import Sample
+
+        self.calls.append(dict(params))
+        n = 1 if params["temperature"] == 0 else params["n"]
+        out = []
+        for i in range(len(prompt_ids)):
+            for j in range(n):
+                guess = (i * 7 + j * 3 + (params["seed"] or 0)) % 4
+                out.append(Sample(i, [guess], [-0.5], f"\\boxed{{{guess}}}", "stop"))
+        return out[::-1], 0.25
+
+
+class _FakeVerifier:
+    def verify(self, responses, golds):
+        from rlvr.verifier import VerifyResult
+
+        return [VerifyResult(float(r == f"\\boxed{{{g}}}"), "correct" if r == f"\\boxed{{{g}}}" else "wrong", r)
+                for r, g in zip(responses, golds)]
+
+
+def _old_evaluate(rollouts, verifier, problems, prompt_ids, rollout_cfg: dict, seed=0) -> dict:
+    """`rlvr/orchestrator/steps.py: evaluate` as it was before the shared evaluator (frozen copy)."""
+    out = {}
+    for name, temperature, n in (("accuracy", rollout_cfg["eval_temperature"], rollout_cfg["eval_n"]),
+                                 ("greedy_accuracy", 0.0, 1)):
+        if name == "greedy_accuracy" and rollout_cfg["eval_temperature"] == 0:
+            out[name] = out["accuracy"]
+            break
+        params = dict(n=n, temperature=temperature, max_tokens=rollout_cfg["max_tokens"], top_p=1.0,
+                      stop=list(rollout_cfg["stop"]), seed=seed if temperature > 0 else None)
+        samples, _ = rollouts.generate(prompt_ids, params)
+        samples.sort(key=lambda s: s.prompt_index)
+        results = verifier.verify([s.text for s in samples], [problems[s.prompt_index]["answer"] for s in samples])
+        out[name] = sum(r.reason == "correct" for r in results) / max(1, len(results))
+        out.setdefault("examples", [[problems[s.prompt_index]["prompt"], s.text, problems[s.prompt_index]["answer"],
+                                     r.reason] for s, r in list(zip(samples, results))[:8]])
+    out["n"] = len(problems)
+    return out
+
+
+@pytest.mark.parametrize(("eval_temperature", "eval_n", "seed"), [(1.0, 4, 0), (0.6, 3, 5), (0.0, 4, 0)])
+def test_in_training_evaluate_is_the_old_evaluator(eval_temperature, eval_n, seed):
+    from dataclasses import asdict
+
+    from rlvr.config import RolloutConfig
+    from rlvr.evaluation import evaluate
+
+    rollout_cfg = RolloutConfig(eval_temperature=eval_temperature, eval_n=eval_n, stop=["\n\n"])
+    problems = [{"prompt": f"q{i}", "answer": str(i % 4)} for i in range(5)]
+    prompt_ids = [[1, i] for i in range(5)]
+    new_rollouts, old_rollouts = _FakeRollouts(), _FakeRollouts()
+    got = evaluate(new_rollouts, _FakeVerifier(), problems, prompt_ids, rollout_cfg, seed=seed)
+    want = _old_evaluate(old_rollouts, _FakeVerifier(), problems, prompt_ids, asdict(rollout_cfg), seed=seed)
+    assert got == want
+    assert new_rollouts.calls == old_rollouts.calls  # the same sampling settings and seeds, in order
+    assert set(got) == {"accuracy", "greedy_accuracy", "examples", "n"}
+
+
+def test_engine_rollouts_is_the_generate_interface():
+    from rlvr.evaluation import EngineRollouts
+
+    class Engine:
+        def generate(self, prompts, **params):
+            self.seen = (prompts, params)
+            return ["s"]
+
+    engine = Engine()
+    samples, seconds = EngineRollouts(engine).generate([[1]], {"n": 2, "temperature": 1.0, "seed": 3})
+    assert samples == ["s"] and seconds >= 0 and engine.seen == ([[1]], {"n": 2, "temperature": 1.0, "seed": 3})
 
 
 def test_resolve_model_dir(tmp_path):

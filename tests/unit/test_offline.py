@@ -11,16 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlvr.config import compose
-from rlvr.offline import (
-    SCHEMA,
-    OfflineError,
-    OfflineSource,
-    parse_rollout_args,
-    read_rollouts,
-    rollout_main,
-    weight_version,
-    write_rollouts,
-)
+from rlvr.rollout.offline import SCHEMA, OfflineError, OfflineSource, read_rollouts, write_rollouts
+from rlvr.rollout.offline_cli import parse_rollout_args, rollout_main, weight_version
 
 
 def _row(p: int, j: int, *, reason: str = "wrong", length: int = 3, version: int = 0) -> dict:
@@ -38,9 +30,14 @@ def _rows(counts: dict[int, int]) -> list[dict]:
     return rows[::-1]  # rows of a prompt need not be contiguous nor in order in the file
 
 
-def _cfg(tmp_path, path, *overrides: str) -> dict:
-    return compose([f"output_dir={tmp_path / 'run'}", "algorithm=pg", "rollout.source=offline",
-                    f"rollout.offline_path={path}", "data.prompts_per_step=2", "rollout.n=2", *overrides])
+def _cfg(tmp_path, path, *overrides: str):
+    """The run's config with attribute access: the typed `Config` (or, before compose returned it, the
+    dict as an OmegaConf node)."""
+    from omegaconf import OmegaConf
+
+    cfg = compose([f"output_dir={tmp_path / 'run'}", "algorithm=pg", "rollout.source=offline",
+                   f"rollout.offline_path={path}", "data.prompts_per_step=2", "rollout.n=2", *overrides])
+    return OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
 
 
 def _source(tmp_path, counts, *overrides, name="rollouts.parquet"):
@@ -88,6 +85,14 @@ def test_rewards_follow_the_runs_reward_setting(tmp_path):
     source, _ = _source(tmp_path, {0: 2, 1: 2}, "algorithm.reward=plus_minus")
     groups, _, _ = source.next_groups(0)
     assert [g.rewards for g in groups] == [[1.0, -1.0], [1.0, -1.0]]
+
+
+def test_overlong_shaping_applies_to_logged_samples(tmp_path):
+    # responses of 3 tokens, max_tokens 4, cache 2: (4 - 2 - 3) / 2 = -0.5 on top of the 1/0 reward
+    source, _ = _source(tmp_path, {0: 2, 1: 2}, "algorithm.overlong.enabled=true", "algorithm.overlong.cache_len=2",
+                        "rollout.max_tokens=4")
+    groups, _, _ = source.next_groups(0)
+    assert [g.rewards for g in groups] == [[0.5, -0.5], [0.5, -0.5]]
 
 
 def test_directory_of_files(tmp_path):

@@ -52,8 +52,8 @@ def test_plugin_objective_registers_and_computes(plugin_module, tmp_path):
     (tmp_path / "conf" / "algorithm").mkdir(parents=True)
     (tmp_path / "conf" / "algorithm" / "my_algo.yaml").write_text(PRESET.format(module=plugin_module))
     cfg = compose([f"output_dir={tmp_path}", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "algorithm=my_algo"])
-    assert cfg["algorithm"]["objective"] == "clipped_pg_test"
-    assert cfg["algorithm"]["objective_params"] == {"clip": 0.1}
+    assert cfg.algorithm.objective == "clipped_pg_test"
+    assert cfg.algorithm.objective_params == {"clip": 0.1}
 
 
 def test_missing_plugin_is_a_clear_error():

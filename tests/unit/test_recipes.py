@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.config import ConfigError, _looks_local, compose, config_dir, overlong_cache_len
+from rlvr.config import ConfigError, DCMDPConfig, compose, config_dir, overlong_cache_len
+from rlvr.config.validate import _looks_local
 
 EXPERIMENTS = config_dir() / "experiment"
 OFFLINE = "/data/rollouts/dapo-math17k.parquet"  # rollout.offline_path has no default in the recipe
@@ -60,8 +61,8 @@ RECIPES = {
     "qwen3-4b-dcmdp": {
         **QWEN3_8K, "algorithm.name": "dcmdp", "algorithm.objective": "dcmdp", "algorithm.advantage": "grpo",
         "algorithm.objective_params": {"clip_eps_low": 0.2, "clip_eps_high": 0.2, "penalty": "linear"},
-        "algorithm.dcmdp": {"enabled": True, "lambda_init": 0.1, "eta": 1.0, "tolerance": 0.004,
-                            "lambda_min": 0.0, "lambda_max": 1.0},
+        "algorithm.dcmdp": DCMDPConfig(enabled=True, lambda_init=0.1, eta=1.0, tolerance=0.004,
+                                       lambda_min=0.0, lambda_max=1.0),
     },
     "deepseek-r1-distill-qwen-1.5b-dgpo": {
         **GPU, **DAPO_DATA, "model.path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
@@ -95,9 +96,9 @@ def _overrides(name: str, tmp_path: Path) -> list[str]:
     return [f"output_dir={tmp_path}", f"experiment={name}", *extra]
 
 
-def _get(cfg: dict, dotted: str):
+def _get(cfg, dotted: str):
     for part in dotted.split("."):
-        cfg = cfg[part]
+        cfg = cfg[part] if isinstance(cfg, dict) else getattr(cfg, part)
     return cfg
 
 
@@ -117,12 +118,12 @@ def test_recipe_resolves_to_its_values(name, tmp_path):
     cfg = compose(_overrides(name, tmp_path), validate_values=False)
     wrong = {key: (_get(cfg, key), want) for key, want in RECIPES[name].items() if _get(cfg, key) != want}
     assert not wrong, f"{name}: (resolved, expected): {wrong}"
-    samples = cfg["data"]["prompts_per_step"] * cfg["rollout"]["n"]
-    assert samples // cfg["algorithm"]["mini_batches"] == MINI_BATCH_SAMPLES[name]
-    if cfg["trainer"]["token_budget"]:
-        assert cfg["trainer"]["token_budget"] >= cfg["rollout"]["max_model_len"], "a sequence must fit"
-    if cfg["rollout"]["max_model_len"]:
-        assert cfg["rollout"]["max_model_len"] > cfg["rollout"]["max_tokens"]
+    samples = cfg.data.prompts_per_step * cfg.rollout.n
+    assert samples // cfg.algorithm.mini_batches == MINI_BATCH_SAMPLES[name]
+    if cfg.trainer.token_budget:
+        assert cfg.trainer.token_budget >= cfg.rollout.max_model_len, "a sequence must fit"
+    if cfg.rollout.max_model_len:
+        assert cfg.rollout.max_model_len > cfg.rollout.max_tokens
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -156,15 +157,15 @@ def test_header_states_cluster_shape_that_fits_the_actors(name):
 
 def test_dapo_overlong_cache_is_the_papers(tmp_path):
     cfg = compose(_overrides("qwen3-4b-dapo-math17k", tmp_path), validate_values=False)
-    assert overlong_cache_len(cfg["algorithm"]["overlong"], cfg["rollout"]["max_tokens"]) == 4096
-    assert cfg["rollout"]["max_tokens"] - 4096 == 16384  # the expected maximum length before punishment
+    assert overlong_cache_len(cfg.algorithm.overlong, cfg.rollout.max_tokens) == 4096
+    assert cfg.rollout.max_tokens - 4096 == 16384  # the expected maximum length before punishment
 
 
 def test_dppo_recipe_switches_to_binary_kl_with_its_own_delta(tmp_path):
     cfg = compose([*_overrides("qwen3-4b-dppo", tmp_path), "algorithm=dppo_kl"])
-    assert cfg["algorithm"]["objective"] == "dppo_kl"
-    assert cfg["algorithm"]["objective_params"]["delta"] == 0.05
-    assert cfg["data"]["prompts_per_step"] == 64 and cfg["algorithm"]["mini_batches"] == 4
+    assert cfg.algorithm.objective == "dppo_kl"
+    assert cfg.algorithm.objective_params["delta"] == 0.05
+    assert cfg.data.prompts_per_step == 64 and cfg.algorithm.mini_batches == 4
 
 
 def test_offline_recipe_needs_its_rollout_file(tmp_path):
@@ -174,5 +175,5 @@ def test_offline_recipe_needs_its_rollout_file(tmp_path):
 
 def test_recipe_values_can_be_overridden_on_the_command_line(tmp_path):
     cfg = compose([*_overrides("qwen3-4b-drpo", tmp_path), "optim.lr=2e-6", "trainer.num_ranks=16"])
-    assert cfg["optim"]["lr"] == 2e-6 and cfg["trainer"]["num_ranks"] == 16
-    assert cfg["algorithm"]["objective_params"]["delta"] == 12.5
+    assert cfg.optim.lr == 2e-6 and cfg.trainer.num_ranks == 16
+    assert cfg.algorithm.objective_params["delta"] == 12.5

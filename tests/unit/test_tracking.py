@@ -6,12 +6,13 @@ import json
 
 import torch
 
+from rlvr.config import WandbConfig
 from rlvr.tracking import Tracker
 
 
 def test_jsonl_backend_writes_metrics_and_completion_tables(tmp_path):
-    tracker = Tracker(str(tmp_path), config={}, backends=["jsonl"], wandb_cfg={"mode": "disabled"}, total_steps=2,
-                      progress=False)
+    tracker = Tracker(str(tmp_path), config={}, backends=["jsonl"], wandb_cfg=WandbConfig(mode="disabled"),
+                      total_steps=2, progress=False)
     tracker.log(1, {"rollout/reward_mean": torch.tensor(0.5), "train/loss": float("nan")})
     tracker.log_table(1, "rollout/samples", ["prompt", "response", "reward"],
                       [["Calculate 1 + 2.", "1 + 2 = 3\nAnswer: 3", torch.tensor(1.2)], ["Calculate 4 - 1.", "5", 0.0]])
@@ -25,7 +26,7 @@ def test_jsonl_backend_writes_metrics_and_completion_tables(tmp_path):
 
 
 def test_without_the_jsonl_backend_nothing_is_written(tmp_path):
-    tracker = Tracker(str(tmp_path), config={}, backends=[], wandb_cfg={"mode": "disabled"}, total_steps=1,
+    tracker = Tracker(str(tmp_path), config={}, backends=[], wandb_cfg=WandbConfig(mode="disabled"), total_steps=1,
                       progress=False)
     tracker.log(1, {"rollout/reward_mean": 0.5})
     tracker.log_table(1, "rollout/samples", ["prompt"], [["x"]])

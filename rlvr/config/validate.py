@@ -1,0 +1,87 @@
+"""`validate`: value checks that types alone cannot express, each raising one line that names the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlvr.config.algorithm import _validate_algorithm
+from rlvr.config.checks import _check, _one_of, _positive
+
+
+def validate(cfg: DictConfig) -> None:
+    """Value checks that types alone cannot express. Raises ConfigError naming the key."""
+    for key in ("data.prompts_per_step", "rollout.n", "rollout.max_tokens", "rollout.num_workers",
+                "trainer.num_ranks", "trainer.micro_batch_size", "optim.lr", "verifier.workers",
+                "verifier.timeout_s", "verifier.max_chars", "algorithm.ppo_epochs", "algorithm.mini_batches",
+                "algorithm.max_gen_batches", "cluster.cpus_per_actor", "rollout.eval_n", "trainer.max_nonfinite_steps",
+                "rollout.cpu_threads"):
+        _positive(cfg, key)
+    for key in ("trainer.total_steps", "trainer.save_every", "eval.every_steps", "trainer.token_budget",
+                "rollout.temperature", "logger.samples_every", "optim.weight_decay", "optim.warmup_steps",
+                "model.warmstart.steps", "data.eval_size", "trainer.grad_clip", "trainer.keep_checkpoints"):
+        _positive(cfg, key, allow_zero=True)
+    _check(0 < cfg.rollout.top_p <= 1, "rollout.top_p", cfg.rollout.top_p, "must be in (0, 1]")
+    _one_of(cfg, "trainer.zero_stage", (0, 1, 2, 3))
+    _one_of(cfg, "optim.name", ("adamw", "sgd"))
+    _one_of(cfg, "trainer.weight_sync", ("auto", "object_store", "nccl", "cuda_ipc"))
+    _one_of(cfg, "orchestrator.mode", ("sync", "async"))
+    _positive(cfg, "orchestrator.max_staleness")
+    _one_of(cfg, "rollout.source", ("generate", "offline"))
+    _check(cfg.rollout.source != "offline" or bool(cfg.rollout.offline_path), "rollout.offline_path",
+           cfg.rollout.offline_path, "required when rollout.source=offline")
+    _check(cfg.rollout.source != "offline" or not cfg.algorithm.dynamic_sampling, "algorithm.dynamic_sampling",
+           True, "cannot filter groups of logged samples (rollout.source=offline): set it to false")
+    _one_of(cfg, "cluster.placement", ("disaggregated", "colocated"))
+    _check(cfg.trainer.weight_sync != "cuda_ipc" or cfg.cluster.placement == "colocated", "trainer.weight_sync",
+           cfg.trainer.weight_sync, "cuda_ipc needs cluster.placement=colocated")
+    _check(cfg.cluster.placement != "colocated" or cfg.rollout.num_workers == cfg.trainer.num_ranks,
+           "rollout.num_workers", cfg.rollout.num_workers,
+           "must equal trainer.num_ranks when cluster.placement=colocated")
+    _one_of(cfg, "model.dtype", ("float32", "bfloat16"))
+    _one_of(cfg, "data.format", ("auto", "gsm8k", "math", "plain"))
+    _one_of(cfg, "data.template", ("plain", "boxed_instruction", "chat"))
+    _check(cfg.data.system_prompt is None or cfg.data.template == "chat", "data.system_prompt",
+           cfg.data.system_prompt, "needs data.template=chat")
+    _check(cfg.data.instruction is None or cfg.data.template != "plain", "data.instruction", cfg.data.instruction,
+           "needs data.template=boxed_instruction or chat")
+    _one_of(cfg, "data.on_bad_row", ("error", "skip"))
+    _one_of(cfg, "verifier.mode", ("inline", "process", "ray", "http"))
+    _one_of(cfg, "verifier.answer_format", ("auto", "boxed", "answer_line", "gsm8k"))
+    _one_of(cfg, "algorithm.reward", ("correctness", "plus_minus", "format", "custom"))
+    _one_of(cfg, "logger.wandb.mode", ("online", "offline", "disabled"))
+    for backend in cfg.logger.backends:
+        _check(backend in ("jsonl", "wandb", "tensorboard"), "logger.backends", backend,
+               "must be one of jsonl, wandb, tensorboard")
+    _check(cfg.verifier.mode != "http" or bool(cfg.verifier.url), "verifier.url", cfg.verifier.url,
+           "required when verifier.mode=http")
+    samples = cfg.data.prompts_per_step * cfg.rollout.n
+    _check(samples % cfg.algorithm.mini_batches == 0, "algorithm.mini_batches", cfg.algorithm.mini_batches,
+           f"must divide data.prompts_per_step * rollout.n = {samples}")
+    for key in ("data.train_path", "data.eval_path"):
+        path = OmegaConf.select(cfg, key)
+        if path and not path.startswith("reasoning_gym:") and _looks_local(path):
+            _check(Path(path).exists(), key, path, "file not found")
+    from rlvr.models.catalog import is_catalog_name
+
+    if cfg.model.path and not is_catalog_name(cfg.model.path) and _looks_local(cfg.model.path):
+        _check((Path(cfg.model.path) / "config.json").exists(), "model.path", cfg.model.path,
+               "not an HF model directory (no config.json)")
+    _validate_algorithm(cfg)
+
+
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def _looks_local(path: str) -> bool:
+    """Hub names look like 'org/name' (dots allowed: 'Qwen/Qwen2.5-Math-1.5B'); a path that exists, is
+    absolute, starts with '.' or '~', has a data-file suffix, or is not org/name is local."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_absolute() or path.startswith((".", "~")) or p.suffix.lower() in (".jsonl", ".json",
+                                                                                              ".parquet"):
+        return True
+    return not _HUB_NAME.fullmatch(path)
+
+

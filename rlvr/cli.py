@@ -74,6 +74,7 @@ def train_main(rest: list[str]) -> int:
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     def _train(cfg: DictConfig):
+        from rlvr.orchestrator.checkpoint import find_resume_checkpoint
         from rlvr.plugins import import_plugins
         from rlvr.rollout.offline import OfflineError, read_rollouts
 
@@ -82,7 +83,8 @@ def train_main(rest: list[str]) -> int:
             validate(cfg)
             if cfg.rollout.source == "offline":  # a bad file is refused before any worker starts
                 read_rollouts(cfg.rollout.offline_path)
-        except (ConfigError, ImportError, OfflineError) as err:
+            find_resume_checkpoint(cfg.resume, cfg.output_dir)  # a bad resume=PATH, before any model is built
+        except (ConfigError, ImportError, OfflineError, FileNotFoundError) as err:
             print(err, file=sys.stderr)
             outcome["code"] = 2
             return None

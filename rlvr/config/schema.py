@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
@@ -54,12 +54,15 @@ class DataConfig:
     subset: Optional[str] = None       # hub data sets only: the config name (e.g. "main" for openai/gsm8k)
     train_split: str = "train"         # hub data sets only
     eval_split: str = "test"
-    template: str = "plain"            # plain | boxed_instruction | chat
+    template: str = "plain"            # plain | boxed_instruction | chat | raw (the prompt verbatim)
     system_prompt: Optional[str] = None
     instruction: Optional[str] = None  # after the question (boxed_instruction, chat); None: the \boxed{} one
     prompts_per_step: int = 32
     eval_size: int = 200               # held-out problems scored before and after RL (0: all)
     on_bad_row: str = "error"          # error | skip
+    # longer prompts are dropped at load time (counted in one line); None: the context (rollout.max_model_len,
+    # else the model's max_position_embeddings) minus rollout.max_tokens
+    max_prompt_tokens: Optional[int] = None
     generated: GeneratedDataConfig = field(default_factory=GeneratedDataConfig)
 
 
@@ -89,8 +92,12 @@ class TrainerConfig:
     zero_stage: int = 2
     micro_batch_size: int = 32         # sequences per forward/backward on one rank (token_budget=0)
     token_budget: int = 0              # >0: micro-batches of length-sorted sequences up to this many tokens
+    # fp32 logits held at once for log-probs/entropy: a micro-batch whose logits fit is computed whole, a longer
+    # one in chunks of tokens recomputed in backward (peak memory grows with the chunk, not with T x vocab)
+    logprob_chunk_mib: int = 512
     grad_clip: float = 1.0
     save_every: int = 0                # 0: only at the end
+    save_every_minutes: float = 30.0   # also checkpoint when this much wall-clock time passed since the last (0: off)
     keep_checkpoints: int = 3          # the last k complete checkpoints are kept (0: all)
     max_nonfinite_steps: int = 3       # stop after this many optimizer steps in a row skipped for NaN/inf
     check_weight_sync: bool = False    # after every sync, compare vLLM's weights with the trainer's (slow)
@@ -120,7 +127,11 @@ class VerifierConfig:
     url: Optional[str] = None
     token: Optional[str] = None
     format_weight: float = 0.1
-    custom_reward: Optional[str] = None  # "pkg.module:function"
+    # algorithm.reward=custom: "pkg.module:function" or a list of them, each called as TRL's GRPOTrainer calls a
+    # reward function (fn(prompts, completions, <data columns>, verdicts, **kwargs) -> list[float | None]);
+    # Any: a string or a list of strings (OmegaConf has no Union)
+    custom_reward: Any = None
+    reward_weights: Optional[List[float]] = None  # one weight per custom_reward function; None: all 1.0
 
 
 @dataclass

@@ -13,22 +13,39 @@ from rlvr.config.checks import _check, _one_of, _positive
 
 def validate(cfg: DictConfig) -> None:
     """Value checks that types alone cannot express. Raises ConfigError naming the key."""
+    _validate_ranges(cfg)
+    _validate_choices(cfg)
+    _validate_rewards(cfg)
+    _validate_paths(cfg)
+    _validate_algorithm(cfg)
+
+
+def _validate_ranges(cfg: DictConfig) -> None:
     for key in ("data.prompts_per_step", "rollout.n", "rollout.max_tokens", "rollout.num_workers",
                 "trainer.num_ranks", "trainer.micro_batch_size", "optim.lr", "verifier.workers",
                 "verifier.timeout_s", "verifier.max_chars", "algorithm.ppo_epochs", "algorithm.mini_batches",
                 "algorithm.max_gen_batches", "cluster.cpus_per_actor", "rollout.eval_n", "trainer.max_nonfinite_steps",
-                "rollout.cpu_threads"):
+                "rollout.cpu_threads", "trainer.logprob_chunk_mib"):
         _positive(cfg, key)
     for key in ("trainer.total_steps", "trainer.save_every", "eval.every_steps", "trainer.token_budget",
                 "rollout.temperature", "logger.samples_every", "optim.weight_decay", "optim.warmup_steps",
-                "model.warmstart.steps", "data.eval_size", "trainer.grad_clip", "trainer.keep_checkpoints"):
+                "model.warmstart.steps", "data.eval_size", "trainer.grad_clip", "trainer.keep_checkpoints",
+                "trainer.save_every_minutes"):
         _positive(cfg, key, allow_zero=True)
+    _check(cfg.data.max_prompt_tokens is None or cfg.data.max_prompt_tokens >= 1, "data.max_prompt_tokens",
+           cfg.data.max_prompt_tokens, "must be >= 1, or null for the context minus rollout.max_tokens")
     _check(0 < cfg.rollout.top_p <= 1, "rollout.top_p", cfg.rollout.top_p, "must be in (0, 1]")
+    _positive(cfg, "orchestrator.max_staleness")
+    samples = cfg.data.prompts_per_step * cfg.rollout.n
+    _check(samples % cfg.algorithm.mini_batches == 0, "algorithm.mini_batches", cfg.algorithm.mini_batches,
+           f"must divide data.prompts_per_step * rollout.n = {samples}")
+
+
+def _validate_choices(cfg: DictConfig) -> None:
     _one_of(cfg, "trainer.zero_stage", (0, 1, 2, 3))
     _one_of(cfg, "optim.name", ("adamw", "sgd"))
     _one_of(cfg, "trainer.weight_sync", ("auto", "object_store", "nccl", "cuda_ipc"))
     _one_of(cfg, "orchestrator.mode", ("sync", "async"))
-    _positive(cfg, "orchestrator.max_staleness")
     _one_of(cfg, "rollout.source", ("generate", "offline"))
     _check(cfg.rollout.source != "offline" or bool(cfg.rollout.offline_path), "rollout.offline_path",
            cfg.rollout.offline_path, "required when rollout.source=offline")
@@ -42,24 +59,23 @@ def validate(cfg: DictConfig) -> None:
            "must equal trainer.num_ranks when cluster.placement=colocated")
     _one_of(cfg, "model.dtype", ("float32", "bfloat16"))
     _one_of(cfg, "data.format", ("auto", "gsm8k", "math", "plain"))
-    _one_of(cfg, "data.template", ("plain", "boxed_instruction", "chat"))
+    _one_of(cfg, "data.template", ("plain", "boxed_instruction", "chat", "raw"))
     _check(cfg.data.system_prompt is None or cfg.data.template == "chat", "data.system_prompt",
            cfg.data.system_prompt, "needs data.template=chat")
-    _check(cfg.data.instruction is None or cfg.data.template != "plain", "data.instruction", cfg.data.instruction,
-           "needs data.template=boxed_instruction or chat")
+    _check(cfg.data.instruction is None or cfg.data.template not in ("plain", "raw"), "data.instruction",
+           cfg.data.instruction, "needs data.template=boxed_instruction or chat")
     _one_of(cfg, "data.on_bad_row", ("error", "skip"))
     _one_of(cfg, "verifier.mode", ("inline", "process", "ray", "http"))
     _one_of(cfg, "verifier.answer_format", ("auto", "boxed", "answer_line", "gsm8k"))
-    _one_of(cfg, "algorithm.reward", ("correctness", "plus_minus", "format", "custom"))
     _one_of(cfg, "logger.wandb.mode", ("online", "offline", "disabled"))
     for backend in cfg.logger.backends:
         _check(backend in ("jsonl", "wandb", "tensorboard"), "logger.backends", backend,
                "must be one of jsonl, wandb, tensorboard")
     _check(cfg.verifier.mode != "http" or bool(cfg.verifier.url), "verifier.url", cfg.verifier.url,
            "required when verifier.mode=http")
-    samples = cfg.data.prompts_per_step * cfg.rollout.n
-    _check(samples % cfg.algorithm.mini_batches == 0, "algorithm.mini_batches", cfg.algorithm.mini_batches,
-           f"must divide data.prompts_per_step * rollout.n = {samples}")
+
+
+def _validate_paths(cfg: DictConfig) -> None:
     for key in ("data.train_path", "data.eval_path"):
         path = OmegaConf.select(cfg, key)
         if path and not path.startswith("reasoning_gym:") and _looks_local(path):
@@ -69,7 +85,32 @@ def validate(cfg: DictConfig) -> None:
     if cfg.model.path and not is_catalog_name(cfg.model.path) and _looks_local(cfg.model.path):
         _check((Path(cfg.model.path) / "config.json").exists(), "model.path", cfg.model.path,
                "not an HF model directory (no config.json)")
-    _validate_algorithm(cfg)
+
+
+def _validate_rewards(cfg: DictConfig) -> None:
+    """The reward kind; ``algorithm.reward=custom`` needs ``verifier.custom_reward``, and each function must
+    import and take TRL's keywords: checked here, at start-up, rather than at the first step's rewards."""
+    _one_of(cfg, "algorithm.reward", ("correctness", "plus_minus", "format", "custom"))
+    spec, weights = cfg.verifier.custom_reward, cfg.verifier.reward_weights
+    value = OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec
+    custom = cfg.algorithm.reward == "custom"
+    _check(custom or value is None, "verifier.custom_reward", value, "is only used with algorithm.reward=custom: "
+           "set algorithm.reward=custom (or drop verifier.custom_reward)")
+    _check(weights is None or value is not None, "verifier.reward_weights", weights,
+           "needs verifier.custom_reward (one weight per reward function)")
+    if not custom:
+        return
+    _check(bool(value), "verifier.custom_reward", value,
+           "algorithm.reward=custom needs it: 'pkg.module:function' or a list of them")
+    _check(isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
+           "verifier.custom_reward", value, "must be 'pkg.module:function' or a list of such strings")
+    from rlvr.verifier.rewards import load_reward_functions
+
+    try:
+        load_reward_functions(value, None if weights is None else list(weights))
+    except ValueError as err:
+        key = "verifier.reward_weights" if "weight" in str(err).split(":")[0] else "verifier.custom_reward"
+        _check(False, key, weights if key.endswith("weights") else value, str(err))
 
 
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")

@@ -9,7 +9,7 @@ from rlvr.data.datasets import FORMATS, ProblemSet, load_problem_set, load_probl
 from rlvr.data.problem_sets import load_problem_sets, load_train_heldout
 from rlvr.data.sampler import PromptSampler
 from rlvr.data.tasks import CHARSET, generate_problems, key_split, solution_text
-from rlvr.data.templates import BOXED_INSTRUCTION, PROMPT_TEMPLATES, format_prompt, tokenize_prompts
+from rlvr.data.templates import BOXED_INSTRUCTION, PROMPT_TEMPLATES, format_prompt, prompt_texts, tokenize_prompts
 
 __all__ = [
     "BOXED_INSTRUCTION",
@@ -25,6 +25,7 @@ __all__ = [
     "load_problems",
     "load_problem_sets",
     "load_train_heldout",
+    "prompt_texts",
     "solution_text",
     "tokenize_prompts",
 ]

@@ -2,6 +2,11 @@
 
 Everything goes through the HF ``datasets`` library, so local ``.jsonl``,
 ``.json`` and ``.parquet`` files and hub datasets share one code path.
+
+Every other column of a row is kept on its problem dict under its own name, so
+that reward functions written for TRL (which receive each dataset column by
+name) read them unchanged. The prompt is kept verbatim (the ``raw`` template
+sends it as is; the other templates strip it); the gold answer is stripped.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
 class ProblemSet:
     """What ``load_problem_set`` read.
 
-    ``problems``: ``[{"prompt", "answer"}]``; ``n_skipped``: rows dropped by
+    ``problems``: ``[{"prompt", "answer", **other columns}]``; ``n_skipped``: rows dropped by
     ``on_bad_row="skip"``; ``skipped``: one ``file:row:field: problem``
     message per dropped row; ``format``: the format used ("auto" resolved).
     """
@@ -58,7 +63,7 @@ def load_problems(
     split: str = "train",
     subset: str | None = None,
 ) -> list[dict]:
-    """Read problems as ``[{"prompt": str, "answer": str}]``.
+    """Read problems as ``[{"prompt": str, "answer": str, **other columns}]``.
 
     Same arguments as ``load_problem_set``, which also reports the rows that
     ``on_bad_row="skip"`` dropped; this returns only the problems.
@@ -227,14 +232,18 @@ def _require_columns(source: str, columns: list[str], names: list[str], option: 
 
 
 def _parse_row(row: dict, fmt: str, prompt_field: str, answer_fields: list[str], where: str) -> dict:
-    prompt = _string_field(row, prompt_field, where)
+    """``{"prompt", "answer"}`` plus every other column of ``row`` as is (the prompt's column, and any
+    column named ``prompt`` or ``answer``, are replaced by the parsed values)."""
+    prompt = _string_field(row, prompt_field, where, strip=False)
     if fmt == "math":
         answer = _math_answer(row, answer_fields, where)
     else:
         answer_field = answer_fields[0]
         raw = _string_field(row, answer_field, where)
         answer = _gsm8k_answer(raw, f"{where}:{answer_field}") if fmt == "gsm8k" else raw
-    return {"prompt": prompt, "answer": answer}
+    prompt_column = prompt_field if prompt_field in row else prompt_field.split(".")[0]
+    extra = {k: v for k, v in row.items() if k not in (prompt_column, "prompt", "answer")}
+    return {"prompt": prompt, "answer": answer, **extra}
 
 
 def _lookup(row: dict, name: str):
@@ -258,7 +267,7 @@ def _chat_text(value):
     return value
 
 
-def _string_field(row: dict, name: str, where: str) -> str:
+def _string_field(row: dict, name: str, where: str, strip: bool = True) -> str:
     value = _chat_text(_lookup(row, name))
     if value is None:
         raise ValueError(f"{where}:{name}: missing")
@@ -269,7 +278,7 @@ def _string_field(row: dict, name: str, where: str) -> str:
         )
     if not value.strip():
         raise ValueError(f"{where}:{name}: empty")
-    return value.strip()
+    return value.strip() if strip else value
 
 
 def _gsm8k_answer(text: str, where: str) -> str:

@@ -47,3 +47,45 @@ def load_train_heldout(train_path: str, eval_path: str | None = None, *, train_s
     if not train:
         raise ValueError(f"{train_path}: no training problems left after removing the held-out ones")
     return train, heldout
+
+
+def prompt_token_limit(max_prompt_tokens: int | None, *, max_tokens: int, model_dir: str,
+                       max_model_len: int | None) -> tuple[int | None, str]:
+    """(the longest prompt, in tokens, that leaves room for ``max_tokens`` of response; why), for
+    ``data.max_prompt_tokens``: itself when set; else the context (``max_model_len`` when set, else the
+    model config's ``max_position_embeddings``) minus ``max_tokens``. (None, why) when the model's config
+    names no context length: then no prompt is dropped and the engine is the judge."""
+    if max_prompt_tokens is not None:
+        return max_prompt_tokens, f"data.max_prompt_tokens={max_prompt_tokens}"
+    if max_model_len is not None:
+        context, source = max_model_len, f"max_model_len={max_model_len}"
+    else:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_dir)
+        context = getattr(config.get_text_config(), "max_position_embeddings", None)
+        if context is None:
+            return None, f"{model_dir}: no max_position_embeddings in its config"
+        source = f"the model's context {context}"
+    return context - max_tokens, f"{source} - max_tokens={max_tokens}; data.max_prompt_tokens overrides it"
+
+
+def drop_long_prompts(problems: list[dict], prompt_ids: list[list[int]], limit: int | None, why: str,
+                      log, what: str = "problems") -> tuple[list[dict], list[list[int]]]:
+    """(problems, prompt ids) without those whose prompt is longer than ``limit`` tokens (None: all kept).
+    Counted in one ``log`` line naming ``why`` (the limit's origin, from `prompt_token_limit`); an empty
+    result is a ``ValueError`` naming the longest prompt seen, so the user sees one line, not an engine's
+    traceback on the first long prompt."""
+    if limit is None:
+        return problems, prompt_ids
+    keep = [i for i, ids in enumerate(prompt_ids) if len(ids) <= limit]
+    if len(keep) == len(problems):
+        return problems, prompt_ids
+    dropped = len(problems) - len(keep)
+    if not keep:
+        longest = max(len(ids) for ids in prompt_ids)
+        raise ValueError(f"all {dropped} {what} have prompts longer than {limit} tokens ({why}); the shortest "
+                         f"is {min(len(ids) for ids in prompt_ids)}, the longest {longest}: raise "
+                         f"data.max_prompt_tokens or max_model_len, or lower max_tokens")
+    log(f"dropped {dropped} of {len(problems)} {what}: prompt longer than {limit} tokens ({why})")
+    return [problems[i] for i in keep], [prompt_ids[i] for i in keep]

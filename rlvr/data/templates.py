@@ -6,7 +6,7 @@ from __future__ import annotations
 # makes their answers land in \boxed{} where the verifier looks.
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
-PROMPT_TEMPLATES = ("plain", "boxed_instruction", "chat")
+PROMPT_TEMPLATES = ("plain", "boxed_instruction", "chat", "raw")
 
 _MISSING = object()
 
@@ -23,11 +23,16 @@ def format_prompt(
     - ``chat``: ``tokenizer.apply_chat_template`` over an optional ``system``
       message and a user message (question + instruction), with the
       generation prompt appended, for real instruct models.
+    - ``raw``: ``problem_text`` exactly as given, not even stripped (TRL's
+      standard-format prompts: "Q 23+58=? A " keeps its trailing space).
+
+    Every template but ``raw`` strips the question first (data files keep the
+    text verbatim; see ``rlvr.data.datasets``).
 
     ``instruction`` replaces ``BOXED_INSTRUCTION`` (e.g. a shorter answer
     format for a small model). ``system`` is only meaningful for ``chat`` and
-    ``instruction`` not for ``plain``; either one passed where it means nothing
-    raises ``ValueError`` rather than being silently dropped.
+    ``instruction`` not for ``plain`` or ``raw``; either one passed where it
+    means nothing raises ``ValueError`` rather than being silently dropped.
     """
     if template not in PROMPT_TEMPLATES:
         raise ValueError(
@@ -35,10 +40,11 @@ def format_prompt(
         )
     if template != "chat" and system is not None:
         raise ValueError(f"system prompt is only supported by the 'chat' template, not {template!r}")
-    if template == "plain":
+    if template in ("plain", "raw"):
         if instruction is not None:
-            raise ValueError("an instruction needs the 'boxed_instruction' or 'chat' template, not 'plain'")
-        return problem_text + "\n"
+            raise ValueError(f"an instruction needs the 'boxed_instruction' or 'chat' template, not {template!r}")
+        return problem_text if template == "raw" else problem_text.strip() + "\n"
+    problem_text = problem_text.strip()
     instruction = BOXED_INSTRUCTION if instruction is None else instruction
     if template == "boxed_instruction":
         return f"{problem_text}\n{instruction}\n"
@@ -62,11 +68,17 @@ def _chat_prompt(problem_text: str, tokenizer, system: str | None, instruction: 
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def prompt_texts(tokenizer, problems: list[dict], data_cfg) -> list[str]:
+    """Each problem's prompt as the model is sent it, with the template settings of ``data_cfg`` (a
+    ``DataConfig``: ``template``, ``system_prompt``, ``instruction``); reward functions see these."""
+    return [format_prompt(p["prompt"], data_cfg.template, tokenizer=tokenizer, system=data_cfg.system_prompt,
+                          instruction=data_cfg.instruction) for p in problems]
+
+
 def tokenize_prompts(tokenizer, problems: list[dict], data_cfg) -> list[list[int]]:
-    """Each problem's templated prompt as token ids, with the template settings of ``data_cfg`` (a
-    ``DataConfig``: ``template``, ``system_prompt``, ``instruction``). A chat template already writes
-    the model's special tokens, so the tokenizer adds none of its own there."""
+    """Each problem's templated prompt (``prompt_texts``) as token ids. A chat template already writes
+    the model's special tokens, so the tokenizer adds none of its own there; ``plain``, ``boxed_instruction``
+    and ``raw`` text get what the tokenizer adds to any plain text (``add_special_tokens=True``: a BOS for
+    Llama-style tokenizers, nothing for Qwen's or the tiny model's)."""
     chat = data_cfg.template == "chat"
-    texts = [format_prompt(p["prompt"], data_cfg.template, tokenizer=tokenizer, system=data_cfg.system_prompt,
-                           instruction=data_cfg.instruction) for p in problems]
-    return [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in texts]
+    return [tokenizer(t, add_special_tokens=not chat)["input_ids"] for t in prompt_texts(tokenizer, problems, data_cfg)]

@@ -65,7 +65,7 @@ def evaluate_model(cfg: EvalConfig | dict) -> dict:
     started = time.perf_counter()
     cfg = _coerce(cfg)
     model_dir = resolve_model_dir(cfg.model)
-    problems = load_eval_problems(cfg)
+    problems = load_eval_problems(cfg, model_dir)
     out_dir = Path(cfg.output_dir or default_output_dir(model_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     with open_engine(cfg, model_dir) as engine:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,8 +50,10 @@ def _looks_like_hub_id(path: str) -> bool:
             and all(re.fullmatch(r"[\w.-]+", part) for part in path.split("/")))
 
 
-def load_eval_problems(cfg: EvalConfig) -> list[dict]:
-    """The problems of ``data.eval_path`` (split ``data.eval_split``), the first ``limit`` of them."""
+def load_eval_problems(cfg: EvalConfig, model_dir: str | None = None, command: str = "rlvr eval") -> list[dict]:
+    """The problems of ``data.eval_path`` (split ``data.eval_split``), the first ``limit`` of them; given
+    ``model_dir``, without those whose prompt leaves no room for ``max_tokens`` in the context (one line
+    on stderr counts them; see `drop_long_eval_prompts`)."""
     from rlvr.data import load_problems
 
     data = cfg.data
@@ -62,7 +65,33 @@ def load_eval_problems(cfg: EvalConfig) -> list[dict]:
         raise EvalError(str(err).splitlines()[0]) from None
     if not problems:
         raise EvalError(f"no problems in {data.eval_path}")
-    return problems
+    return drop_long_eval_prompts(cfg, model_dir, problems, command) if model_dir else problems
+
+
+def drop_long_eval_prompts(cfg: EvalConfig, model_dir: str, problems: list[dict], command: str) -> list[dict]:
+    """``problems`` without those whose templated prompt is longer than ``data.max_prompt_tokens`` (default:
+    the context minus ``max_tokens``), decided with the model's tokenizer before the engine starts: vLLM
+    would otherwise fail the whole call with a long traceback on the first such prompt."""
+    from transformers import AutoTokenizer
+
+    from rlvr.data.problem_sets import drop_long_prompts, prompt_token_limit
+
+    try:
+        limit, why = prompt_token_limit(cfg.data.max_prompt_tokens, max_tokens=cfg.max_tokens, model_dir=model_dir,
+                                        max_model_len=cfg.max_model_len)
+    except OSError as err:
+        raise EvalError(f"{model_dir}: cannot read the model's config ({str(err).splitlines()[0]})") from None
+    if limit is None:
+        return problems
+    if limit < 1:
+        raise EvalError(f"no room for a prompt: {why} leaves {limit} tokens; lower max_tokens or raise max_model_len")
+    prompt_ids = tokenize_or_fail(AutoTokenizer.from_pretrained(model_dir), problems, cfg.data)
+    try:
+        kept, _ = drop_long_prompts(problems, prompt_ids, limit, why,
+                                    log=lambda line: print(f"{command}: {line}", file=sys.stderr, flush=True))
+    except ValueError as err:
+        raise EvalError(str(err)) from None
+    return kept
 
 
 def tokenize_or_fail(tokenizer, problems: list[dict], data_cfg) -> list[list[int]]:

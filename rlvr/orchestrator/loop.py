@@ -53,6 +53,7 @@ class Loop:
         self.source = make_rollouts(cfg, self.collect, rollouts)  # sync, or async (generation runs ahead)
         self.before: dict = {}  # held-out accuracy before RL
         self.nonfinite_in_row = 0
+        self.saved_at = time.monotonic()  # for trainer.save_every_minutes
 
     def step(self, step: int) -> dict:
         start = time.perf_counter()
@@ -84,8 +85,8 @@ class Loop:
         from rlvr.evaluation import evaluate
 
         run = self.run
-        return evaluate(self.rollouts, run.verifier, run.eval_problems, run.eval_prompt_ids,
-                                self.cfg.rollout, seed=self.cfg.seed + 7)
+        return evaluate(self.rollouts, run.verifier, run.eval_problems, run.eval_prompt_ids, self.cfg.rollout,
+                        seed=self.cfg.seed + 7)
 
     def after_step(self, done: int) -> None:
         """Sample tables, periodic evaluation and checkpoints, on their schedules."""
@@ -98,10 +99,13 @@ class Loop:
         if cfg.eval.every_steps and done % cfg.eval.every_steps == 0:
             ev = self.evaluate()
             self.run.tracker.log_table(done, "eval/samples", ["prompt", "response", "gold", "reason"], ev["examples"])
-        if cfg.trainer.save_every and done % cfg.trainer.save_every == 0 and done < cfg.trainer.total_steps:
+        every, minutes = cfg.trainer.save_every, cfg.trainer.save_every_minutes
+        due = (every and done % every == 0) or (minutes and time.monotonic() - self.saved_at >= 60 * minutes)
+        if due and done < cfg.trainer.total_steps:  # a SIGKILL then loses at most that much
             self.checkpoint(done)
 
     def checkpoint(self, step: int) -> str:
+        self.saved_at = time.monotonic()
         before = {k: v for k, v in self.before.items() if k != "examples"}
         extra = {"dcmdp": self.algo.state_dict(), "heldout_before": before,
                  "offline": self.offline.state_dict() if self.offline else None, "sample_counts": self.source.counts}

@@ -44,7 +44,10 @@ def start_ray(cluster, cache_dir: str, *, kv_cache_gb: float = 1.0) -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
     except (ImportError, AttributeError):  # a Ray without the switch binds as it likes
         pass
-    ray.init(num_cpus=cluster.num_cpus, **kwargs)
+    from rlvr.orchestrator.signals import children_leave_stopping_to_the_driver
+
+    with children_leave_stopping_to_the_driver():
+        ray.init(num_cpus=cluster.num_cpus, **kwargs)
 
 
 class Placement:

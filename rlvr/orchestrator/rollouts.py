@@ -16,7 +16,7 @@ import torch
 
 from rlvr import algorithms as A
 from rlvr.config import Config
-from rlvr.orchestrator.steps import generate_and_score, sampling_params
+from rlvr.orchestrator.steps import generate_and_score, reward_part_metrics, sampling_params
 from rlvr.verifier import reward_settings
 
 
@@ -28,7 +28,7 @@ class Collector:
     def __init__(self, cfg: Config, run, rollouts, offline=None):
         self.cfg, self.run, self.rollouts, self.offline = cfg, run, rollouts, offline
         self.base_params = sampling_params(cfg.rollout)
-        self.rewards = reward_settings(cfg)  # shaped_rewards' settings
+        self.rewards = reward_settings(cfg)  # shaped_rewards' settings (custom reward functions imported)
 
     def params(self, step: int, gen_round: int = 0) -> dict:
         # a seed per (step, round) makes sampling a function of the weights and prompts alone, so a resumed
@@ -43,12 +43,16 @@ class Collector:
                             "rollout/filtered_samples": 0}
         algo, run = self.cfg.algorithm, self.run
         kept, info = [], {"perf/generate_s": 0.0, "perf/verify_s": 0.0, "rollout/generated_samples": 0}
+        parts: dict[str, list[float]] = {}  # custom reward functions' values, over every generated sample
         for r in range(algo.max_gen_batches if algo.dynamic_sampling else 1):
             problems = run.sampler.next_batch()
-            groups, timing = generate_and_score(self.rollouts, run.verifier, problems, run.prompt_ids(problems),
-                                                self.params(step, r), self.rewards)
+            groups, timing, round_parts = generate_and_score(
+                self.rollouts, run.verifier, problems, run.prompt_ids(problems), self.params(step, r), self.rewards,
+                prompts=self.prompt_texts(problems))
             for k in timing:
                 info[k] += timing[k]
+            for name, values in round_parts.items():
+                parts.setdefault(name, []).extend(values)
             info["rollout/generated_samples"] += sum(len(g.samples) for g in groups)
             info["rollout/extra_gen_rounds"] = r
             if not algo.dynamic_sampling:
@@ -60,7 +64,15 @@ class Collector:
                 break
         kept = kept or groups  # never train on nothing: when every group was uninformative, the last round's
         info["rollout/filtered_samples"] = info["rollout/generated_samples"] - sum(len(g.samples) for g in kept)
-        return kept, info
+        return kept, info | reward_part_metrics(parts)
+
+    def prompt_texts(self, problems: list[dict]) -> list[str] | None:
+        """The prompts as the model is sent them, for custom reward functions (None: not needed)."""
+        if self.cfg.algorithm.reward != "custom":
+            return None
+        from rlvr.data import prompt_texts
+
+        return prompt_texts(self.run.tokenizer, problems, self.cfg.data)
 
 
 def _informative(group) -> bool:
@@ -124,7 +136,8 @@ class AsyncRollouts(SyncRollouts):
             groups = fresh
         else:  # everything too old (e.g. max_staleness lowered on resume): generate anew
             groups, again = self.collect(step)
-            info = {k: info.get(k, 0) + v for k, v in again.items()} | {"rollout/dropped_stale_samples": stale}
+            info = {k: v if k.startswith("rollout/reward/") else info.get(k, 0) + v  # means: the new ones
+                    for k, v in again.items()} | {"rollout/dropped_stale_samples": stale}
         return groups, account(self.counts, step, groups, info)
 
     def yield_device(self) -> float:

@@ -11,6 +11,7 @@ import torch
 
 from rlvr.config import Config, as_dict
 from rlvr.orchestrator.checkpoint import find_resume_checkpoint, load_driver_state
+from rlvr.orchestrator.signals import children_leave_stopping_to_the_driver
 
 
 def start_workers(cfg: Config, run: RunSetup):
@@ -57,6 +58,18 @@ class RunSetup:
         self.output_dir = Path(cfg.output_dir).resolve()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = str(Path(cfg.cache_dir).resolve())
+        # resume: the driver's side (step, data position, W&B run), settled before any model is prepared;
+        # the loop restores the workers
+        self.resume_from = find_resume_checkpoint(cfg.resume, self.output_dir)
+        self.resume_state = load_driver_state(self.resume_from) if self.resume_from else {}
+        self.start_step = self.resume_state.get("step", 0)
+        if self.resume_from:
+            _truncate_metrics(self.output_dir / "metrics.jsonl", self.start_step)
+            self.log(f"resume={cfg.resume}: resuming from step {self.start_step} ({self.resume_from})")
+        else:
+            if cfg.resume == "auto":
+                self.log(f"resume=auto: no complete checkpoint in {self.output_dir}: starting fresh")
+            _move_previous_run(self.output_dir, self.log)
         (self.output_dir / "config.json").write_text(json.dumps(redacted(cfg), indent=2))
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -69,21 +82,28 @@ class RunSetup:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._tokenize = lambda problems: tokenize_prompts(self.tokenizer, problems, cfg.data)
-        self.eval_prompt_ids = self._tokenize(self.eval_problems)
+        self._drop_long_prompts(cfg)
         self.sampler = PromptSampler(self.train_problems, cfg.data.prompts_per_step, cfg.seed)
-        self.verifier = make_verifier_from_config(cfg.verifier)
-        # resume: the driver's side (step, data position, W&B run); the loop restores the workers
-        self.resume_from = find_resume_checkpoint(cfg.resume, self.output_dir)
-        self.resume_state = load_driver_state(self.resume_from) if self.resume_from else {}
-        self.start_step = self.resume_state.get("step", 0)
+        with children_leave_stopping_to_the_driver():  # the whole job signalled: the driver stops the pool
+            self.verifier = make_verifier_from_config(cfg.verifier)
         if self.resume_from:
             self.sampler.load_state_dict(self.resume_state["sampler"])
-            _truncate_metrics(self.output_dir / "metrics.jsonl", self.start_step)
-            self.log(f"resuming from {self.resume_from} at step {self.start_step}")
         self.tracker = Tracker(str(self.output_dir), config=redacted(cfg), backends=cfg.logger.backends,
                                wandb_cfg=cfg.logger.wandb, wandb_run_id=self.resume_state.get("wandb_run_id"),
                                total_steps=cfg.trainer.total_steps, progress=cfg.logger.progress,
                                start_step=self.start_step)
+
+    def _drop_long_prompts(self, cfg: Config) -> None:
+        """Prompts that leave no room for `rollout.max_tokens` in the context go now, counted in one line,
+        before any worker starts (vLLM would fail on them mid-run)."""
+        from rlvr.data.problem_sets import drop_long_prompts, prompt_token_limit
+
+        limit, why = prompt_token_limit(cfg.data.max_prompt_tokens, max_tokens=cfg.rollout.max_tokens,
+                                        model_dir=self.model_dir, max_model_len=cfg.rollout.max_model_len)
+        self.train_problems, _ = drop_long_prompts(self.train_problems, self._tokenize(self.train_problems),
+                                                   limit, why, self.log, "training problems")
+        self.eval_problems, self.eval_prompt_ids = drop_long_prompts(
+            self.eval_problems, self._tokenize(self.eval_problems), limit, why, self.log, "held-out problems")
 
     def prompt_ids(self, problems: list[dict]) -> list[list[int]]:
         return self._tokenize(problems)
@@ -123,15 +143,47 @@ def redacted(cfg: Config) -> dict:
     return out
 
 
+RUN_FILES = ("metrics.jsonl", "completions.jsonl", "summary.json", "checkpoints")
+
+
+def _move_previous_run(output_dir: Path, log) -> None:
+    """A fresh start never appends to another run's files: they move to `previous_runs/<n>/`."""
+    found = [name for name in RUN_FILES if (output_dir / name).exists()]
+    if not found:
+        return
+    root = output_dir / "previous_runs"
+    dest = root / str(len(list(root.glob("*"))) + 1 if root.exists() else 1)
+    dest.mkdir(parents=True)
+    for name in found:
+        (output_dir / name).rename(dest / name)
+    log(f"{output_dir} held another run's {', '.join(found)}: moved to {dest} (resume=auto continues a run)")
+
+
+def read_metrics_lines(path: Path) -> list[dict]:
+    """metrics.jsonl's steps; a torn last line (what a killed run leaves) is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # torn by a kill mid-write
+    return rows
+
+
 def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop metrics of steps after the checkpoint: they are about to be recomputed."""
+    """Drop metrics of steps after the checkpoint (they are about to be recomputed) and any torn line."""
     if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        keep = [line for line in lines if json.loads(line)["step"] <= last_step]
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= last_step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                continue  # torn by a kill mid-write
         path.write_text("".join(line + "\n" for line in keep))
 
 
 def _read_rewards(path: Path) -> list[float]:
-    if not path.exists():
-        return []
-    return [json.loads(line)["rollout/reward_mean"] for line in path.read_text().splitlines() if line.strip()]
+    return [row["rollout/reward_mean"] for row in read_metrics_lines(path)]

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextlib.contextmanager
+def children_leave_stopping_to_the_driver():
+    """Processes started inside (Ray's daemons, whose actors inherit from them; the verifier's pool) begin
+    with SIGTERM and SIGINT blocked: `scancel`, SLURM preemption and Ctrl-C signal every process of a job at
+    once, and the driver alone decides how to stop (finish the step, checkpoint, shut the workers down).
+    A blocked signal mask is inherited through fork and exec; the driver's own mask is restored after."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class StopSignals:

@@ -20,10 +20,12 @@ def sampling_params(rollout: RolloutConfig, *, evaluation: bool = False, seed: i
 
 
 def generate_and_score(rollouts, verifier, problems: list[dict], prompt_ids: list[list[int]], params: dict,
-                       rewards: dict) -> tuple[list[Group], dict]:
+                       rewards: dict, prompts: list[str] | None = None) -> tuple[list[Group], dict, dict]:
     """Generate n samples per prompt, verify each against its gold answer, and turn results into rewards
-    (`rewards`: `shaped_rewards`' settings)."""
-    from rlvr.verifier import shaped_rewards
+    (`rewards`: `shaped_rewards`' settings; `prompts`: the prompt texts as sent, for custom reward
+    functions; None: each problem's own text). Returns (groups, timings, each custom reward function's
+    values by name)."""
+    from rlvr.verifier.rewards import shaped_score
 
     samples, gen_s = rollouts.generate(prompt_ids, params)
     groups = [Group(problem=p, prompt_ids=ids) for p, ids in zip(problems, prompt_ids)]
@@ -33,11 +35,31 @@ def generate_and_score(rollouts, verifier, problems: list[dict], prompt_ids: lis
     start = time.perf_counter()
     results = verifier.verify([s.text for _, s in flat], [g.problem["answer"] for g, _ in flat])
     verify_s = time.perf_counter() - start
-    scores = shaped_rewards(results, [s.text for _, s in flat], [len(s.token_ids) for _, s in flat], **rewards)
+    scores, parts = shaped_score(results, [s.text for _, s in flat], [len(s.token_ids) for _, s in flat], **rewards,
+                                 **reward_inputs(flat, rewards["kind"], prompts))
     for (g, _), res, rew in zip(flat, results, scores):
         g.results.append(res)
         g.rewards.append(float(rew))
-    return groups, {"perf/generate_s": gen_s, "perf/verify_s": verify_s}
+    return groups, {"perf/generate_s": gen_s, "perf/verify_s": verify_s}, parts
+
+
+def reward_inputs(flat: list, kind: str, prompts: list[str] | None = None) -> dict:
+    """What custom reward functions receive besides completions and verdicts, one entry per (group,
+    sample) of `flat` (`rlvr.verifier.rewards.reward_inputs`; the prompt text is `prompts[sample.prompt_index]`,
+    None: the problem's own). Nothing for the built-in kinds."""
+    from rlvr.verifier.rewards import reward_inputs as inputs
+
+    if kind != "custom":
+        return {}
+    texts = None if prompts is None else [prompts[s.prompt_index] for _, s in flat]
+    return inputs([g.problem for g, _ in flat], texts, [s.token_ids for _, s in flat])
+
+
+def reward_part_metrics(parts: dict) -> dict:
+    """`rollout/reward/<name>`: each custom reward function's mean (`rlvr.verifier.rewards.part_means`)."""
+    from rlvr.verifier.rewards import part_means
+
+    return {f"rollout/reward/{name}": mean for name, mean in part_means(parts).items()}
 
 
 def to_batch(groups: list[Group], pad_id: int) -> tuple[Batch, torch.Tensor]:

@@ -203,11 +203,11 @@ class OfflineSource:
         start = time.perf_counter()
         epoch = self.sampler.epoch
         groups = [self._group(gid, i) for i, gid in enumerate(self.sampler.next_batch())]
-        self._set_rewards(groups)
+        reward_metrics = self._set_rewards(groups)
         versions = [s.version for g in groups for s in g.samples]
         return groups, {"perf/generate_s": 0.0, "perf/verify_s": 0.0,
                         "perf/offline_read_s": time.perf_counter() - start, "offline/epoch": epoch,
-                        "offline/version_mean": sum(versions) / len(versions)}, 0
+                        "offline/version_mean": sum(versions) / len(versions), **reward_metrics}, 0
 
     def _group(self, gid: int, position: int):
         from rlvr.rollout.samples import Group, Sample
@@ -229,17 +229,23 @@ class OfflineSource:
                    "offline_prompt_index": prompt_index}
         return Group(problem=problem, prompt_ids=first["prompt_ids"], samples=samples, results=results)
 
-    def _set_rewards(self, groups: list) -> None:
-        """The run's reward from the logged verdicts (``shaped_rewards``, as for generated samples)."""
-        from rlvr.verifier import shaped_rewards
+    def _set_rewards(self, groups: list) -> dict:
+        """The run's reward from the logged verdicts (``shaped_rewards``, as for generated samples); returns
+        each custom reward function's mean (``rollout/reward/<name>``). Custom functions get the file's
+        ``prompt`` column as ``prompts`` and the group's problem fields as columns (``answer``: the logged
+        gold; ``offline_file``, ``offline_prompt_index``): other data set columns are not logged."""
+        from rlvr.verifier.rewards import part_means, reward_inputs, shaped_score
 
-        flat = [s for g in groups for s in g.samples]
+        flat = [(g, s) for g in groups for s in g.samples]
         results = [r for g in groups for r in g.results]
-        rewards = shaped_rewards(results, [s.text for s in flat], [len(s.token_ids) for s in flat],
-                                 **self.reward_settings)
+        custom = self.reward_settings["kind"] == "custom"
+        inputs = reward_inputs([g.problem for g, _ in flat], None, [s.token_ids for _, s in flat]) if custom else {}
+        rewards, parts = shaped_score(results, [s.text for _, s in flat], [len(s.token_ids) for _, s in flat],
+                                      **self.reward_settings, **inputs)
         it = iter(rewards)
         for g in groups:
             g.rewards = [next(it) for _ in g.samples]
+        return {f"rollout/reward/{name}": mean for name, mean in part_means(parts).items()}
 
     def state_dict(self) -> dict:
         """Where the next step starts; the order of every epoch follows from (seed, epoch) alone."""

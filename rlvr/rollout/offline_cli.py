@@ -77,7 +77,7 @@ def run_rollout(cfg: EvalConfig) -> dict:
 
     started = time.perf_counter()
     model_dir = resolve_model_dir(cfg.model)
-    problems = load_eval_problems(cfg)
+    problems = load_eval_problems(cfg, model_dir, command="rlvr rollout")  # long prompts dropped
     out_dir = Path(cfg.output_dir or default_output_dir(model_dir, "rollout"))
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"model": model_dir, "version": weight_version(model_dir), "data": str(cfg.data.eval_path),

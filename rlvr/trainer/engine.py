@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from rlvr.batch import Batch, response_logprobs
+from rlvr.batch import Batch
 from rlvr.runtime import use_local_accelerator
 
 
@@ -109,6 +109,7 @@ class TrainEngine:
         self.zero_stage = trainer.zero_stage
         self.micro_batch_size = trainer.micro_batch_size
         self.token_budget = trainer.token_budget
+        self.logprob_chunk_mib = trainer.logprob_chunk_mib
         torch_dtype = torch.bfloat16 if model.dtype == "bfloat16" else torch.float32
         self.critic = critic
         network = _network(model_dir, critic, model.gradient_checkpointing)
@@ -171,8 +172,13 @@ class TrainEngine:
         return batch.micro_batches(self.micro_batch_size, self.token_budget) if len(batch) else []
 
     def _forward(self, model, mb: Batch, temperature: float, with_entropy: bool = False):
-        logits = model(input_ids=mb.input_ids.to(self.device), attention_mask=mb.attention_mask.to(self.device)).logits
-        logp, entropy = response_logprobs(logits, mb, temperature, with_entropy=with_entropy)
+        """Response log-probs (and entropies) of `mb` under `model` (the engine or the reference), with
+        the fp32 logits held at once bounded by `trainer.logprob_chunk_mib` (`rlvr.trainer.logprobs`)."""
+        from rlvr.trainer.logprobs import sequence_logprobs
+
+        network = model.module if model is self.engine else model
+        logp, entropy = sequence_logprobs(model, network, mb, temperature, device=self.device,
+                                          with_entropy=with_entropy, chunk_mib=self.logprob_chunk_mib)
         return logp.float().cpu() if not torch.is_grad_enabled() else logp.float(), entropy
 
     @staticmethod

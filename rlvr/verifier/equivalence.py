@@ -37,6 +37,11 @@ _PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)$")
 # a digit, an operator, a digit: "9 + 9", "3*4", "2^{3}", "6 \times 7" (not "-4", "1/2", "1.5 \times 10^3")
 _ARITHMETIC = re.compile(r"\d\s*[)}]*\s*(?:[-+*^×÷·]|\\times|\\cdot|\\div)\s*[({]*\s*-?\d")
 _SCIENTIFIC = re.compile(r"(?:\s*(?:\\times|\\cdot|[×*·])\s*|(?<![\d.]))10\s*\^\s*\{?\s*[-+]?\d+\s*\}?")
+# "4 4/9" (a mixed number, GSM-style): read as 40/9, never as 4 * 4/9; "11 6/6" and "4 4/0" stay unreadable.
+_MIXED = re.compile(r"^([-+]?)(\d{1,3}(?:[ ,]\d{3})+|\d+) +(\d+)/(\d+)(\s*(?:\\?%|percent(?:age)?|pct))?$")
+_PERCENT = re.compile(r"\\?%|\bpercent\b", re.IGNORECASE)
+_LATEX_CMD = re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}(?:\{[^{}]*\})?|\\[A-Za-z]+")  # \begin{array}{cc} whole
+_PROSE_WORD = re.compile(r"[A-Za-z]{2,}")
 _TRAILING_UNIT = re.compile(
     rf"(?<=[\d}}])\s*(?:(?:square|sq|cubic)\s+)?\b(?:{_UNITS})\b(?:\^?\{{?[23]\}}?|²|³)?\.?\s*$", re.IGNORECASE
 )
@@ -61,8 +66,19 @@ def _canon(s: str) -> str:
     return _WS.sub("", s).strip("$").lower()
 
 
+def _mixed_number(answer: str) -> str:
+    m = _MIXED.match(answer)
+    if not m:
+        return answer
+    whole, num, den = int(re.sub("[ ,]", "", m.group(2))), int(m.group(3)), int(m.group(4))
+    if den == 0 or num >= den:
+        return answer
+    sign = "-" if m.group(1) == "-" else ""
+    return f"{sign}\\frac{{{whole * den + num}}}{{{den}}}"  # a percent sign is read off the raw answer
+
+
 def _prepare(answer: str) -> str:
-    answer = answer.strip().replace("\\$", "")
+    answer = _mixed_number(answer.strip().replace("\\$", ""))
     answer = _MATHRM_LETTER.sub(r"\1", answer)
     answer = _PUNCT_BEFORE_CLOSE.sub("", answer)
     if "percent" not in answer.lower():
@@ -77,11 +93,29 @@ def parse_answer(answer: str) -> list:
     if not answer:
         return []
     delimited = any(d in answer for d in ("$", "\\boxed", "\\[", "\\("))
+    if not delimited and _is_prose(answer):  # "Final Answer: Jane started 3 hours ago": the plain-text parser
+        parsed = mv.parse(answer, configs, parsing_timeout=None)
+        if parsed:
+            return parsed
     wrapped = answer if delimited else f"${answer}$"
     parsed = mv.parse(wrapped, configs, parsing_timeout=None)
     if not parsed and wrapped is not answer:
         parsed = mv.parse(answer, configs, parsing_timeout=None)
     return parsed
+
+
+def _is_prose(answer: str) -> bool:
+    """Three or more words outside LaTeX commands: a sentence, which as maths would read as a product of letters."""
+    return len(_PROSE_WORD.findall(_TEXT.sub(" ", _LATEX_CMD.sub(" ", answer)))) >= 3
+
+
+def _percent_of(gold: list, pred: str, gold_str: str) -> list:
+    """``10%`` for the gold ``0.1``: the gold as a percentage, when only the answer has a percent sign."""
+    if not _PERCENT.search(pred) or _PERCENT.search(gold_str) or not gold:
+        return []
+    import sympy
+
+    return [gold[0] * 100] if isinstance(gold[0], sympy.Number) else []
 
 
 def answers_equivalent(gold: str, pred: str) -> bool:
@@ -101,7 +135,10 @@ def answers_equivalent(gold: str, pred: str) -> bool:
     p = parse_answer(pred)
     if not g or not p:
         return False
-    return bool(mv.verify(g, p, float_rounding=FLOAT_ROUNDING, timeout_seconds=None))
+    if mv.verify(g, p, float_rounding=FLOAT_ROUNDING, timeout_seconds=None):
+        return True
+    scaled = _percent_of(g, pred, gold)
+    return bool(scaled) and bool(mv.verify(scaled, p, float_rounding=FLOAT_ROUNDING, timeout_seconds=None))
 
 
 def warm_up() -> None:

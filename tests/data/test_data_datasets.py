@@ -71,9 +71,9 @@ def test_parquet_with_field_mapping(tmp_path):
     pq.write_table(table, path)
     result = load_problem_set(path, prompt_key="q", answer_key="a")
     assert result.format == "plain"
-    assert result.problems == [
-        {"prompt": "What is 2+2?", "answer": "4"},
-        {"prompt": "What is 3+4?", "answer": "7"},
+    assert result.problems == [  # the answer parsed; every other column kept as is (TRL passes them by name)
+        {"prompt": "What is 2+2?", "answer": "4", "a": " 4 ", "extra": 1},
+        {"prompt": "What is 3+4?", "answer": "7", "a": "7", "extra": 2},
     ]
 
 
@@ -114,7 +114,7 @@ def test_math_prefers_answer_field_and_falls_back_to_solution(tmp_path):
 
 def test_math_question_field_is_used_when_problem_is_absent(tmp_path):
     path = write_jsonl(tmp_path / "m.jsonl", [{"question": "q", "solution": "\\boxed{3}"}])
-    assert load_problems(path) == [{"prompt": "q", "answer": "3"}]
+    assert load_problems(path) == [{"prompt": "q", "answer": "3", "solution": "\\boxed{3}"}]
 
 
 BAD_ROWS = [
@@ -239,3 +239,20 @@ def test_hub_name_goes_to_load_dataset(monkeypatch):
 )
 def test_last_boxed(text, expected):
     assert last_boxed(text) == expected
+
+
+def test_extra_columns_are_kept_by_name(tmp_path):
+    """TRL hands a reward function every data set column by name: the loaders keep them on each problem."""
+    rows = [{"prompt": "Q 2+3=? A ", "answer": "5", "difficulty": 1, "tags": ["add"], "meta": {"src": "gen"}},
+            {"prompt": "Q 9-4=? A ", "answer": " 5", "difficulty": 2, "tags": [], "meta": {"src": "gen"}}]
+    for path in (write_jsonl(tmp_path / "t.jsonl", rows), tmp_path / "t.parquet"):
+        if path.suffix == ".parquet":
+            pq.write_table(pa.Table.from_pylist(rows), path)
+        problems = load_problems(path)
+        assert problems == [{**rows[0]}, {**rows[1], "answer": "5"}], path.suffix
+        assert problems[0]["prompt"] == "Q 2+3=? A "  # verbatim: the trailing space survives (template=raw)
+
+
+def test_question_column_becomes_the_prompt_and_is_not_repeated(tmp_path):
+    path = write_jsonl(tmp_path / "g.jsonl", [{"question": " q ", "answer": "x\n#### 7", "level": "easy"}])
+    assert load_problems(path) == [{"prompt": " q ", "answer": "7", "level": "easy"}]

@@ -23,6 +23,22 @@ def test_plain():
     assert format_prompt("Q?", template="plain") == "Q?\n"
 
 
+def test_raw_is_the_text_exactly():
+    assert format_prompt("Q 23+58=? A ", template="raw") == "Q 23+58=? A "  # no newline, nothing stripped
+    assert format_prompt(" x\n", template="raw") == " x\n"
+    assert "raw" in PROMPT_TEMPLATES
+    with pytest.raises(ValueError, match="instruction"):
+        format_prompt("Q?", template="raw", instruction="Answer: N")
+    with pytest.raises(ValueError, match="system"):
+        format_prompt("Q?", template="raw", system="Be brief.")
+
+
+def test_other_templates_strip_the_verbatim_text():
+    """Data files keep prompts verbatim; plain/boxed_instruction/chat render them stripped, as before."""
+    assert format_prompt("  Q? \n") == "Q?\n"
+    assert format_prompt(" Q?", template="boxed_instruction") == f"Q?\n{BOXED_INSTRUCTION}\n"
+
+
 def test_boxed_instruction():
     expected = "Q?\nPlease reason step by step, and put your final answer within \\boxed{}.\n"
     assert format_prompt("Q?", template="boxed_instruction") == expected
@@ -113,3 +129,15 @@ def test_tokenize_prompts_reads_the_typed_data_config():
     for cfg in (chat, OmegaConf.structured(chat)):  # the dataclass or its OmegaConf node
         tokenize_prompts(tok, problems[:1], cfg)
     assert tok.calls == [("Be brief.|1+1?\nAnswer: N", False)] * 2  # the chat template wrote them already
+
+
+def test_raw_prompts_are_sent_verbatim_with_the_plain_special_tokens():
+    from rlvr.config import DataConfig
+    from rlvr.data import prompt_texts, tokenize_prompts
+
+    problems = [{"prompt": "Q 1+1=? A "}]
+    tok = _RecordingTokenizer()
+    cfg = DataConfig(template="raw")
+    assert prompt_texts(tok, problems, cfg) == ["Q 1+1=? A "]
+    tokenize_prompts(tok, problems, cfg)
+    assert tok.calls == [("Q 1+1=? A ", True)]  # as plain text: what the tokenizer adds to any text

@@ -46,7 +46,7 @@ def test_async_staleness_accounting_and_exact_resume(tmp_path, cache_dir):
     assert all(m["perf/wait_s"] >= 0 for m in straight)
     weights = _weights(out)
     ckpt = out / "checkpoints"
-    assert (ckpt / "step_2" / "pending_rollouts.pkl").exists()  # batches 3 and 4 were generated ahead
+    assert (ckpt / "step_2" / "pending_rollouts.json").exists()  # batches 3 and 4 were generated ahead
 
     # the run "dies" after its step-2 checkpoint: later checkpoints gone, resume=auto
     shutil.rmtree(ckpt / "step_4")

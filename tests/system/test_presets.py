@@ -39,14 +39,14 @@ STEPS_PER_PRESET = 2
 EXTRA = ["trainer.check_weight_sync=true"]   # vLLM must hold the trainer's weights after every sync
 
 
-def correctness_dense(results, responses) -> list[float]:
-    """The preset's `correctness` reward plus a dense term, for `algorithm.reward=custom`."""
-    return [c + _dense(r) for c, r in zip(compute_rewards(results, responses, kind="correctness"), responses)]
+def correctness_dense(completions, verdicts, **kwargs) -> list[float]:
+    """The preset's `correctness` reward plus a dense term, for `algorithm.reward=custom` (TRL's convention)."""
+    return [c + _dense(r) for c, r in zip(compute_rewards(verdicts, completions, kind="correctness"), completions)]
 
 
-def plus_minus_dense(results, responses) -> list[float]:
-    """The preset's `plus_minus` reward plus a dense term, for `algorithm.reward=custom`."""
-    return [c + _dense(r) for c, r in zip(compute_rewards(results, responses, kind="plus_minus"), responses)]
+def plus_minus_dense(completions, verdicts, **kwargs) -> list[float]:
+    """The preset's `plus_minus` reward plus a dense term, for `algorithm.reward=custom` (TRL's convention)."""
+    return [c + _dense(r) for c, r in zip(compute_rewards(verdicts, completions, kind="plus_minus"), completions)]
 
 
 def _dense(response: str) -> float:
@@ -159,8 +159,8 @@ def test_preset_runs_two_steps(stack, preset):
         assert rollouts.version == step + 1
         if not algo.dynamic_sampling:
             assert metrics["rollout/extra_gen_rounds"] == 0
-    if loop.dcmdp is not None:
-        assert loop.dcmdp.num_updates == STEPS_PER_PRESET
+    if loop.algo.dcmdp is not None:
+        assert loop.algo.dcmdp.num_updates == STEPS_PER_PRESET
     after = trainers.state_dict()
     moved = max((after[k].float() - before[k].float()).abs().max().item() for k in before)
     assert any(learnable), f"{preset}: every advantage was 0 in {STEPS_PER_PRESET} steps"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from .helpers import read_metrics, run_train
+from .helpers import SMALL, read_metrics, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -23,18 +23,17 @@ def _weights(out):
     return load_file(f"{summary['hf_checkpoint']}/model.safetensors")
 
 
-def test_resume_matches_straight_run_across_an_epoch_boundary(tmp_path, cache_dir):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run_train(straight, cache_dir, "trainer.total_steps=6", *EPOCH)
-    run_train(resumed, cache_dir, "trainer.total_steps=3", *EPOCH)
-    # a partial checkpoint left behind by a crash must be ignored
-    (resumed / "checkpoints" / "step_5").mkdir()
-    (resumed / "checkpoints" / "step_5" / "driver_state.json").write_text('{"step": 5')
-    proc = run_train(resumed, cache_dir, "trainer.total_steps=6", "resume=auto", *EPOCH)
-    assert "resuming from" in proc.stdout and "step_3" in proc.stdout
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, cache_dir):
+    """6 steps without interruption: what every stopped-and-resumed run must reproduce."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    run_train(out, cache_dir, "trainer.total_steps=6", *EPOCH)
+    return out
 
+
+def _same_as_straight(straight, resumed):
     a, b = read_metrics(straight), read_metrics(resumed)
-    assert [m["step"] for m in b] == [1, 2, 3, 4, 5, 6]
+    assert [m["step"] for m in b] == [1, 2, 3, 4, 5, 6], "every step exactly once"
     for ma, mb in zip(a, b):
         for key in COMPARED:
             assert ma[key] == mb[key], (ma["step"], key, ma[key], mb[key])
@@ -42,37 +41,53 @@ def test_resume_matches_straight_run_across_an_epoch_boundary(tmp_path, cache_di
     assert wa.keys() == wb.keys()
     worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa)
     assert worst == 0.0, f"final weights differ by {worst}"
+
+
+def test_resume_matches_straight_run_across_an_epoch_boundary(tmp_path, cache_dir, straight):
+    resumed = tmp_path / "resumed"
+    run_train(resumed, cache_dir, "trainer.total_steps=3", *EPOCH)
+    # a partial checkpoint left behind by a crash must be ignored
+    (resumed / "checkpoints" / "step_5").mkdir()
+    (resumed / "checkpoints" / "step_5" / "driver_state.json").write_text('{"step": 5')
+    # a kill mid-write leaves a torn last line: resume and the summary tolerate it
+    with open(resumed / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "rollout/rew')
+    proc = run_train(resumed, cache_dir, "trainer.total_steps=6", "resume=auto", *EPOCH)
+    assert "resume=auto: resuming from step 3" in proc.stdout and "step_3" in proc.stdout
+    _same_as_straight(straight, resumed)
     before_a = json.loads((straight / "summary.json").read_text())["heldout_accuracy_before"]
     before_b = json.loads((resumed / "summary.json").read_text())["heldout_accuracy_before"]
     assert before_a == before_b
     assert not torch.isnan(torch.tensor(before_b))
 
 
-def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, cache_dir):
+def test_whole_job_signalled_checkpoints_and_resumes_exactly(tmp_path, cache_dir, straight):
+    """`scancel`, SLURM preemption and Ctrl-C signal every process of the job at once (driver, Ray's daemons,
+    the actors, the verifier's pool): the last completed step is checkpointed, the run exits 143, and
+    resume=auto then runs every step exactly once, with the metrics and weights of an uninterrupted run."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    from .helpers import SMALL
-
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "rlvr.cli", "train", f"output_dir={out}", f"cache_dir={cache_dir}", *SMALL,
-           "trainer.total_steps=200"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+           "trainer.total_steps=6", *EPOCH]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             env=dict(os.environ, WANDB_MODE="disabled"))
     metrics = out / "metrics.jsonl"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
             break
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)  # the whole process group, as scancel does
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 143, output[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["interrupted"] == "SIGTERM"
     steps = len(read_metrics(out))
-    assert 2 <= steps < 200 and summary["steps"] == steps
+    assert summary["interrupted"] == "SIGTERM" and summary["steps"] == steps and 3 <= steps < 6
     assert (out / "checkpoints" / f"step_{steps}" / "COMPLETE").exists()
+    run_train(out, cache_dir, "trainer.total_steps=6", "resume=auto", *EPOCH)
+    _same_as_straight(straight, out)

@@ -45,7 +45,20 @@ def test_last_boxed(text, want):
         ("The answer is 0.5.", "auto", False, "0.5"),  # non-strict sentence fallback
         ("The answer is 0.5.", "auto", True, None),
         ("I computed 17 and then 42", "auto", False, None),  # never the last number
-        ("42", "auto", False, None),  # a bare number is not an answer statement
+        ("42", "auto", False, "42"),  # non-strict: a response that is only the answer is the answer
+        ("42", "auto", True, None),  # strict: it is not an answer statement
+        (r"$\frac{1}{12}$", "auto", False, r"\frac{1}{12}"),
+        ("(1,4.5)", "boxed", False, "(1,4.5)"),
+        (r"\[ 9. \]", "auto", False, "9"),
+        ("5 dollars", "auto", False, "5 dollars"),
+        ("Therefore $x \\geq 5$ is the solution.", "auto", False, "x \\geq 5"),  # one short line, one expression
+        ("$1,000.99", "auto", False, "1,000.99"),  # a dollar sign, not maths
+        ("$3$ apples and $4$ pears", "auto", False, None),  # two expressions: which one is a guess
+        ("so the number is 10 which is 1,000.99", "auto", False, None),  # a sentence's last number: never
+        ("We add them.\n$12$", "auto", False, None),  # more than one line: not only an answer
+        ("3+4=7. \\boxed{7", "auto", False, None),  # a cut-off box is no answer, even as "an expression"
+        (r"\boxed{1}\boxed{2}", "auto", True, "1, 2"),  # adjacent boxes are one list
+        (r"\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}", "boxed", True, "(3, 3), (1, 1)"),
         ("Answer: 17\n\\boxed{18}", "auto", True, "18"),  # auto: the format that comes last
         ("\\boxed{18}\n#### 17", "auto", True, "17"),
         ("<think>\\boxed{1}</think> so \\boxed{2}", "auto", True, "2"),
@@ -58,9 +71,29 @@ def test_extract_formats(response, fmt, strict, want):
     assert extract_answer(response, answer_format=fmt, strict=strict) == want
 
 
+@pytest.mark.parametrize("text", [
+    " " * 20000, "Answer" + " " * 19990 + "x", "final answer" + " " * 19980, "The answer is" + " " * 19980,
+    "\n" * 20000, "\\boxed{1}" * 2200, "$" * 20000, "\\(" * 10000, "Answer: x" + " \t" * 9990 + "I hope",
+])
+def test_extraction_is_linear_time(text):
+    """20,000 characters of whitespace (or of one repeated token) extract in milliseconds (issue #13)."""
+    import time
+
+    t0 = time.perf_counter()
+    for fmt in ("auto", "answer_line"):
+        extract_answer(text, fmt, strict=False)
+    assert time.perf_counter() - t0 < 0.25
+
+
+def test_gold_lists_are_joined():
+    assert normalize_gold(r"$\boxed{1}\boxed{2}$") == "1, 2"
+    assert normalize_gold("$21,16$ or $11$") == "21,16, 11"
+
+
 def test_extract_reports_format():
     assert extract_with_format("x\n#### 5")[1] == "gsm8k"
     assert extract_with_format("The answer is 5")[1] == "answer_is"
+    assert extract_with_format("$5$")[1] == "only_answer"
     with pytest.raises(ValueError):
         extract_answer("x", answer_format="nope")
 

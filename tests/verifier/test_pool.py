@@ -153,7 +153,7 @@ def test_close_is_idempotent_and_rejects_later_calls():
 
 def test_inline_mode_same_verdicts():
     with make_verifier("inline") as v:
-        res = v.verify([GOOD[0], "nothing", None], [GOOD[1], "1", "1"])
+        res = v.verify([GOOD[0], "I could not solve it.", None], [GOOD[1], "1", "1"])
     assert [r.reason for r in res] == ["correct", "no_answer", "error"]
 
 

@@ -47,7 +47,7 @@ def ray_local():
 
 def test_ray_mode_contract_and_hard_timeout(ray_local):
     with make_verifier("ray", workers=2, timeout_s=1.0) as v:
-        batch = [GOOD, HANG, (r"Answer: 7", "#### 8"), ("x" * 30000, "1"), ("nothing", "1"),
+        batch = [GOOD, HANG, (r"Answer: 7", "#### 8"), ("x" * 30000, "1"), ("I could not solve it.", "1"),
                  (r"\boxed{(1,2)}", "(1, 2)")]
         t0 = time.monotonic()
         res = v.verify([b[0] for b in batch], [b[1] for b in batch])

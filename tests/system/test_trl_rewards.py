@@ -33,6 +33,8 @@ def _write_task(path, split: str, n: int) -> None:
     from rlvr.data import CHARSET, generate_problems
 
     rows = []
+    # (rollout.max_tokens=4 keeps the completion to the number, "17. ": the verifier that scores held-out
+    # accuracy then reads the answer the reward function reads)
     for p in generate_problems(n, 0, split, max_operand=10, ops=["+", "-"]):
         prompt = p["prompt"] + "\n" + p["solution"].split("=")[0] + "="
         assert set(prompt) <= set(CHARSET), prompt
@@ -44,12 +46,13 @@ def test_trl_style_task_trains_with_a_trl_reward_function(tmp_path, cache_dir):
     model = _default_model(cache_dir)
     train, heldout = tmp_path / "train.jsonl", tmp_path / "heldout.jsonl"
     _write_task(train, "train", 2000)
-    _write_task(heldout, "heldout", 64)
+    _write_task(heldout, "heldout", 100)
     out = tmp_path / "run"
     run_train(out, cache_dir, f"model.path={model}", f"data.train_path={train}", f"data.eval_path={heldout}",
               "data.template=raw", "algorithm.reward=custom", f"verifier.custom_reward={REWARD}",
-              "trainer.total_steps=12", "data.prompts_per_step=16", "rollout.n=8", "rollout.max_tokens=16",
-              "data.eval_size=64", "rollout.eval_n=4", "trainer.micro_batch_size=32")
+              "trainer.total_steps=30", "data.prompts_per_step=32", "rollout.n=8", "rollout.max_tokens=4",
+              "data.eval_size=100", "rollout.eval_n=4", "trainer.micro_batch_size=32", "logger.samples_every=0",
+              timeout=1200)
     metrics = read_metrics(out)
     assert all("rollout/reward/first_int_reward" in m for m in metrics), sorted(metrics[0])
     # one function of weight 1: the logged mean is the training reward

@@ -35,7 +35,7 @@ from .registry import (
     resolve_advantage_params,
     resolve_objective_params,
 )
-from .shaping import correctness_reward, dynamic_sampling_keep, overlong_penalty
+from .shaping import correctness_reward, dynamic_sampling_keep, overlong_cache_tokens, overlong_penalty
 from .value import VALUE_DEFAULTS, value_loss
 
 __all__ = [
@@ -44,6 +44,6 @@ __all__ = [
     "aggregate_loss", "compute_advantages", "compute_correction", "compute_gae", "compute_policy_loss", "gae_returns",
     "correctness_reward", "dynamic_sampling_keep", "group_stats", "kl_estimate",
     "masked_mean", "masked_whiten", "mismatch_metrics", "needs_reference", "objective_info",
-    "overlong_penalty", "register_advantage", "register_objective", "resolve_advantage_params",
+    "overlong_cache_tokens", "overlong_penalty", "register_advantage", "register_objective", "resolve_advantage_params",
     "resolve_correction", "resolve_objective_params", "rollout_diagnostics", "VALUE_DEFAULTS", "value_loss",
 ]

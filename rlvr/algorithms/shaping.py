@@ -28,6 +28,13 @@ def dynamic_sampling_keep(correct: torch.Tensor, group_index: torch.Tensor) -> t
     return ~group_all_equal(c, gi)
 
 
+def overlong_cache_tokens(cache_len: int | None, cache_frac: float, max_tokens: int) -> int:
+    """DAPO's overlong cache in tokens: `cache_len`, or `cache_frac` of the max response length."""
+    if cache_len is not None:
+        return int(cache_len)
+    return max(1, round(float(cache_frac) * max_tokens))
+
+
 def overlong_penalty(lengths: torch.Tensor, max_len: int, cache_len: int) -> torch.Tensor:
     """DAPO soft overlong punishment per response (float ``[N]``, in [-1, 0])."""
     if max_len <= 0:

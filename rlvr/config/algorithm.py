@@ -175,6 +175,6 @@ def resolve_critic(algo: Any, optim: Any) -> dict | None:
 
 def overlong_cache_len(overlong: Any, max_tokens: int) -> int:
     """DAPO's overlong cache in tokens: `cache_len`, or `cache_frac` of the max response length."""
-    if _get(overlong, "cache_len") is not None:
-        return int(_get(overlong, "cache_len"))
-    return max(1, round(float(_get(overlong, "cache_frac")) * max_tokens))
+    from rlvr.algorithms import overlong_cache_tokens
+
+    return overlong_cache_tokens(_get(overlong, "cache_len"), _get(overlong, "cache_frac"), max_tokens)

@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from dataclasses import is_dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from rlvr.config.algorithm import _validate_algorithm
-from rlvr.config.checks import _check, _one_of, _positive
+from rlvr.config.checks import ConfigError, _check, _one_of, _positive
 
 
 def validate(cfg: DictConfig) -> None:
     """Value checks that types alone cannot express. Raises ConfigError naming the key."""
+    _validate_known_keys(cfg)
     _validate_ranges(cfg)
     _validate_choices(cfg)
     _validate_rewards(cfg)
     _validate_paths(cfg)
     _validate_algorithm(cfg)
+
+
+def _validate_known_keys(cfg: DictConfig) -> None:
+    """Hydra's `+key=value` adds a key even where the schema has none (`+trainer.total_step=500`), and the typed
+    config would then drop it without a word: every key must be the schema's (free-form dicts aside)."""
+    from rlvr.config.schema import Config
+
+    for key, valid in _unknown_keys(cfg, OmegaConf.structured(Config)):
+        close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
+        hint = f"did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?" if close else (
+            f"valid: {', '.join(valid)}")
+        raise ConfigError(f"config error: {key}: unknown key; {hint}")
+
+
+def _unknown_keys(cfg: DictConfig, schema: DictConfig, prefix: str = "") -> list[tuple[str, list[str]]]:
+    out, known = [], [str(k) for k in schema.keys()]  # (`key in schema` is False for a MISSING value)
+    for key in cfg.keys():
+        if key not in known:
+            out.append((f"{prefix}{key}", known))
+            continue
+        node, ref = cfg._get_node(key), schema._get_node(key)
+        if isinstance(node, DictConfig) and isinstance(ref, DictConfig) and is_dataclass(OmegaConf.get_type(ref)):
+            out += _unknown_keys(node, ref, f"{prefix}{key}.")
+    return out
 
 
 def _validate_ranges(cfg: DictConfig) -> None:

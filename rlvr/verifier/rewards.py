@@ -270,11 +270,12 @@ def reward_settings(cfg) -> dict:
     (``algorithm.reward``), ``verifier.format_weight``, the reward functions of ``verifier.custom_reward``
     with ``verifier.reward_weights`` (imported here, once; None unless the kind is ``custom``),
     ``rollout.max_tokens`` and, when ``algorithm.overlong.enabled``, the overlong cache length."""
-    from rlvr.config import overlong_cache_len
+    from rlvr.algorithms import overlong_cache_tokens
 
     max_tokens = cfg.rollout.max_tokens
     overlong = cfg.algorithm.overlong
     kind, spec = cfg.algorithm.reward, cfg.verifier.custom_reward
     custom = load_reward_functions(spec, cfg.verifier.reward_weights) if kind == "custom" and spec else spec
     return {"kind": kind, "format_weight": cfg.verifier.format_weight, "custom": custom, "max_tokens": max_tokens,
-            "overlong_cache_len": overlong_cache_len(overlong, max_tokens) if overlong.enabled else None}
+            "overlong_cache_len": (overlong_cache_tokens(overlong.cache_len, overlong.cache_frac, max_tokens)
+                                   if overlong.enabled else None)}

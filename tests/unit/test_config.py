@@ -60,3 +60,20 @@ def test_resolved_versions_are_the_pinned_ones():
 
     assert Version(hydra.__version__) >= Version("1.3")
     assert Version(omegaconf.__version__) >= Version("2.3")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+trainer.total_step=500", "trainer.total_step: unknown key; did you mean trainer.total_steps?"),
+    ("+bogus_block.x=1", "bogus_block: unknown key; valid:"),
+    ("+algorithm.dcmdp.lambda_int=0.2",
+     "algorithm.dcmdp.lambda_int: unknown key; did you mean algorithm.dcmdp.lambda_init?"),
+])
+def test_keys_outside_the_schema_are_refused_with_a_hint(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        compose([f"output_dir={tmp_path}", override])
+    assert message in str(err.value)
+
+
+def test_free_form_params_still_take_new_keys(tmp_path):
+    cfg = compose([f"output_dir={tmp_path}", "+algorithm.advantage_params.norm_by_std=false"])
+    assert cfg.algorithm.advantage_params == {"norm_by_std": False}
